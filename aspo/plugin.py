@@ -1,0 +1,8 @@
+"""Entry point of the ``verl.plugins`` group (see pyproject.toml).
+
+verl imports this module at the end of ``import verl`` in every process, driver and Ray workers
+alike. verl swallows exceptions raised here (logged at DEBUG), so keep it import-light and let
+tests check the registries in a fresh interpreter.
+"""
+
+import aspo.losses  # noqa: F401  registers every policy loss with verl's registry

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Idempotent environment set-up shared by the quickstart and the test command.
+# Creates ./.venv (or uses $ASPO_VENV), installs torch (CPU wheel unless a CUDA GPU is present),
+# this package with its dev extra, and bubblewrap for the code sandbox.
+# Source it:  source scripts/setup_env.sh
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${ASPO_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+
+log() { echo "[aspo-setup] $*" >&2; }
+
+if ! "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+    echo "aspo needs Python >= 3.11; '$PY' is $("$PY" --version 2>&1). Set PYTHON=/path/to/python3.11." >&2
+    exit 1
+fi
+
+# bubblewrap: the code-execution sandbox (reward/code). apt only when missing and we are root.
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing bubblewrap (apt)"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >&2
+    else
+        log "WARNING: bubblewrap (bwrap) is missing; code rewards will refuse to run. Install it: apt-get install bubblewrap"
+    fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv $VENV"
+    "$PY" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+
+stamp="$VENV/.aspo-installed"
+want="$(cat "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    python -m pip install -q --upgrade pip >&2
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        log "CUDA GPU found: installing the gpu extra (vLLM)"
+        python -m pip install -q -e "$ROOT[gpu,dev]" >&2
+    else
+        # The CPU wheel. Plain `torch` would pull several GB of CUDA libraries.
+        log "no GPU: installing torch==2.13.0 (CPU wheel)"
+        python -m pip install -q "torch==2.13.0" >&2
+        python -m pip install -q -e "$ROOT[dev]" >&2
+    fi
+    echo "$want" > "$stamp"
+else
+    log "environment up to date ($VENV)"
+fi
