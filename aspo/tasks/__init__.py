@@ -1,0 +1,1 @@
+"""Procedurally generated tasks (train/validation parquet in verl's layout, plus their rewards)."""
