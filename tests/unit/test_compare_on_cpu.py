@@ -1,0 +1,47 @@
+"""Run summaries and the side-by-side table from metrics JSONL files."""
+
+import json
+
+from aspo.compare import compare, summarize
+from aspo.runlog import load_series
+
+
+def write_run(path, val, reward, s_step=10.0):
+    with open(path, "w") as f:
+        for step, (v, r) in enumerate(zip(val, reward), start=1):
+            data = {
+                "critic/score/mean": r,
+                "actor/entropy": 1.0,
+                "actor/pg_clipfrac": 0.01,
+                "actor/pg_dualclipfrac_pos": 0.001,
+                "actor/pg_dualclipfrac_neg": 0.0,
+                "timing_s/step": s_step,
+                "val-core/arith/acc/mean@4": v,
+                "val-aux/arith/last_number_acc/mean@4": v + 0.1,
+                "note": "text is skipped",
+            }
+            f.write(json.dumps({"step": step, "data": data}) + "\n")
+        f.write('{"step": 9, "data": {"critic/sc')  # a torn last line
+
+
+def test_summary_numbers(tmp_path):
+    p = tmp_path / "a.jsonl"
+    write_run(p, val=[0.2, 0.5, 0.4], reward=[0.1, 0.2, 0.3])
+    s = summarize("aspo", load_series(p))
+    assert (s.val_start, s.val_end, s.val_best) == (0.2, 0.4, 0.5)
+    assert s.val_loose_end == 0.5
+    assert abs(s.means["reward"] - 0.2) < 1e-12
+    assert s.means["s_per_step"] == 10.0
+    assert s.steps == 3
+
+
+def test_compare_writes_table_and_png(tmp_path):
+    files = {}
+    for name, val in (("aspo", [0.2, 0.6]), ("vanilla", [0.2, 0.5])):
+        files[name] = tmp_path / f"{name}.jsonl"
+        write_run(files[name], val=val, reward=[0.1, 0.2])
+    md, png = compare(files, tmp_path / "out")
+    lines = md.read_text().splitlines()
+    assert lines[0].startswith("| loss |") and len(lines) == 4
+    assert lines[2].startswith("| aspo | 2 | 0.200 | 0.600 | 0.600 |")
+    assert png.stat().st_size > 10_000
