@@ -6,3 +6,8 @@ tests check the registries in a fresh interpreter.
 """
 
 import aspo.losses  # noqa: F401  registers every policy loss with verl's registry
+
+# CPU training shims: a `cpu` platform (picked only on hosts without an accelerator) and the `hf`
+# rollout backend. Both only register names with verl; see aspo/cpu/__init__.py.
+import aspo.cpu.platform  # noqa: E402, F401
+import aspo.cpu.rollout  # noqa: E402, F401

@@ -1,0 +1,201 @@
+"""Checkpoint bookkeeping verl 0.9.1 does not do: atomic ``latest`` tracker, run fingerprint, W&B id.
+
+Layout under ``trainer.default_local_dir`` (verl's own files plus ours)::
+
+    latest_checkpointed_iteration.txt   verl's tracker; we write it atomically (tmp + rename)
+    aspo_run.json                       {"wandb_run_id": ...}: a resumed run continues the same W&B run
+    global_step_N/actor/...             verl: model, optimizer, LR schedule, RNG
+    global_step_N/data.pt               verl: dataloader position
+    global_step_N/aspo_fingerprint.json what the checkpoint was trained with (model shape, world size, ...)
+
+A kill -9 at any point of a save leaves the tracker naming the previous complete checkpoint: the
+tracker is switched last, with ``os.replace``. Pure functions over paths and configs; the trainer
+(``aspo.runner``) and the driver (``aspo.train``) call them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+TRACKER = "latest_checkpointed_iteration.txt"
+RUN_STATE = "aspo_run.json"
+FINGERPRINT = "aspo_fingerprint.json"
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint to resume was written for a different model or config."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old or the new content, never a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; keep the usual permissions
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def write_tracker(ckpt_dir: str | Path, step: int) -> None:
+    atomic_write_text(Path(ckpt_dir) / TRACKER, str(int(step)))
+
+
+def read_tracker(ckpt_dir: str | Path) -> Optional[int]:
+    path = Path(ckpt_dir) / TRACKER
+    if not path.exists():
+        return None
+    text = path.read_text().strip()
+    return int(text) if text else None
+
+
+def latest_checkpoint(ckpt_dir: str | Path) -> Optional[Path]:
+    step = read_tracker(ckpt_dir)
+    if step is None:
+        return None
+    folder = Path(ckpt_dir) / f"global_step_{step}"
+    return folder if folder.exists() else None
+
+
+# ---- W&B run id -----------------------------------------------------------------------------
+
+
+def load_run_state(ckpt_dir: str | Path) -> dict[str, Any]:
+    path = Path(ckpt_dir) / RUN_STATE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def wandb_run_id(ckpt_dir: str | Path, resuming: bool) -> str:
+    """The W&B run id for this run: the saved one when resuming, else a new one (saved)."""
+    state = load_run_state(ckpt_dir)
+    if resuming and state.get("wandb_run_id"):
+        return str(state["wandb_run_id"])
+    alphabet = string.ascii_lowercase + string.digits  # the characters of W&B's own run ids
+    state["wandb_run_id"] = "".join(secrets.choice(alphabet) for _ in range(8))
+    atomic_write_text(Path(ckpt_dir) / RUN_STATE, json.dumps(state, indent=2))
+    return state["wandb_run_id"]
+
+
+# ---- fingerprint ----------------------------------------------------------------------------
+
+_ARCH_KEYS = (
+    "model_type",
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "tie_word_embeddings",
+)
+
+
+def _model_arch(model_path: str, trust_remote_code: bool = False) -> dict[str, Any]:
+    local = Path(os.path.expanduser(model_path)) / "config.json"
+    if local.exists():
+        raw = json.loads(local.read_text())
+    else:  # hub id: transformers resolves (and caches) it
+        from transformers import AutoConfig
+
+        raw = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code).to_dict()
+    text = raw.get("text_config") or raw
+    return {k: text.get(k, raw.get(k)) for k in _ARCH_KEYS if text.get(k, raw.get(k)) is not None}
+
+
+def fingerprint(cfg: Any) -> dict[str, Any]:
+    """What must not change between a checkpoint and the run that resumes it."""
+    model = cfg.actor_rollout_ref.model
+    actor = cfg.actor_rollout_ref.actor
+    fp = {f"model.{k}": v for k, v in _model_arch(str(model.path), bool(model.get("trust_remote_code", False))).items()}
+    lora = model.get("lora_rank", 0) or (model.get("lora", {}) or {}).get("rank", 0)
+    fp.update(
+        {
+            "model.lora_rank": int(lora or 0),
+            "actor.strategy": str(actor.strategy),
+            "actor.optim.optimizer": str(actor.optim.get("optimizer", "AdamW")),
+            "trainer.world_size": int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes),
+            "data.train_batch_size": int(cfg.data.train_batch_size),
+        }
+    )
+    return fp
+
+
+def write_fingerprint(step_dir: str | Path, fp: dict[str, Any]) -> None:
+    atomic_write_text(Path(step_dir) / FINGERPRINT, json.dumps(fp, indent=2, sort_keys=True))
+
+
+def check_fingerprint(step_dir: str | Path, fp: dict[str, Any]) -> None:
+    """Raise ``CheckpointMismatchError`` (one line, with the fix) when ``step_dir`` was written for another setup."""
+    path = Path(step_dir) / FINGERPRINT
+    if not path.exists():
+        return  # written by plain verl: nothing to compare against
+    saved = json.loads(path.read_text())
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs config {fp.get(k)!r}" for k in sorted(set(saved) | set(fp)) if saved.get(k) != fp.get(k)]
+    if diffs:
+        raise CheckpointMismatchError(
+            f"cannot resume from {step_dir}: it was trained with a different model or config ({'; '.join(diffs)}); "
+            "resume with the original settings, or start fresh with another trainer.default_local_dir "
+            "or trainer.resume_mode=disable"
+        )
+
+
+def checkpoint_to_resume(cfg: Any) -> Optional[Path]:
+    """The checkpoint verl will load for ``trainer.resume_mode`` (auto / resume_path / disable)."""
+    mode = cfg.trainer.resume_mode
+    if mode == "disable":
+        return None
+    if mode == "resume_path":
+        path = cfg.trainer.get("resume_from_path")
+        return Path(os.path.abspath(os.path.expanduser(path))) if path else None
+    return latest_checkpoint(os.path.abspath(os.path.expanduser(cfg.trainer.default_local_dir)))
+
+
+def check_resume_compatible(cfg: Any) -> Optional[Path]:
+    """Driver-side check before Ray starts; returns the checkpoint that will be resumed, if any."""
+    step_dir = checkpoint_to_resume(cfg)
+    if step_dir is not None:
+        check_fingerprint(step_dir, fingerprint(cfg))
+    return step_dir
+
+
+# ---- metrics file ----------------------------------------------------------------------------
+
+
+def truncate_metrics_after(path: str | Path, step: int) -> int:
+    """Keep the JSONL records up to ``step`` (those of steps a resumed run will redo are dropped).
+
+    Returns how many records were kept. Atomic: a crash leaves the old file.
+    """
+    path = Path(path)
+    if not path.exists():
+        return 0
+    kept = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            record_step = json.loads(line).get("step", 0)
+        except json.JSONDecodeError:  # a torn last line from a killed run
+            continue
+        if record_step is not None and record_step <= step:
+            kept.append(line)
+    atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+    return len(kept)

@@ -1,0 +1,369 @@
+"""``hf`` rollout backend: transformers ``generate`` in a Ray actor, for machines without vLLM.
+
+verl 0.9.1 generates through *replicas* (``RolloutReplicaRegistry``): each replica launches a server
+Ray actor whose ``generate(request_id=, prompt_ids=, sampling_params=, ...)`` returns verl's
+``TokenOutput``; the agent loop fires one such request per response, concurrently. The FSDP worker
+owns a *rollout adapter* (``verl.workers.rollout.base._ROLLOUT_REGISTRY``) that verl calls to push
+new weights every step: ``resume(tags=["weights"])``, ``update_weights(named tensors)``,
+``resume(tags=["kv_cache"])``.
+
+This module provides the three pieces for ``actor_rollout_ref.rollout.name=hf``:
+
+- ``HFGenerationServer``: holds an fp32 copy of the policy and answers ``generate``. Requests that
+  arrive together are batched into one ``model.generate`` call (one request at a time was ~6x
+  slower on CPU). Batches are sorted and seeded from their content and the weight version, so a run
+  replays the same samples after a resume.
+- ``HFServerAdapter``: the worker side; sends the trainer's full tensors to the server.
+- ``HFReplica``: launches one server per trainer rank (tensor parallel size 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Generator, Optional
+
+import ray
+import torch
+
+from aspo._verl_compat import check_verl_version
+
+check_verl_version("aspo.cpu.rollout")
+
+from verl.workers.rollout import base as _rollout_base  # noqa: E402
+from verl.workers.rollout.base import BaseRollout  # noqa: E402
+from verl.workers.rollout.replica import (  # noqa: E402
+    RolloutMode,
+    RolloutReplica,
+    RolloutReplicaRegistry,
+    TokenOutput,
+)
+
+logger = logging.getLogger(__name__)
+
+ROLLOUT_NAME = "hf"
+# How long the server waits for more concurrent requests before starting a batch. verl's agent
+# loop workers send a whole step's requests within a few milliseconds of each other.
+BATCH_WINDOW_S = float(os.environ.get("ASPO_HF_BATCH_WINDOW_S", "0.05"))
+
+
+def server_actor_name(replica_rank: int) -> str:
+    return f"{ROLLOUT_NAME}_server_{replica_rank}_0"
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    params: dict[str, Any]
+    future: asyncio.Future = field(repr=False)
+
+
+def _sampling_key(params: dict[str, Any]) -> tuple:
+    """Requests with equal keys can share one ``generate`` call."""
+    return (
+        float(params.get("temperature", 1.0) or 0.0),
+        float(params.get("top_p", 1.0) or 1.0),
+        int(params.get("top_k", -1) or -1),
+        float(params.get("repetition_penalty", 1.0) or 1.0),
+        bool(params.get("logprobs", False)),
+        int(params.get("max_tokens", 0) or 0),
+    )
+
+
+def _batch_seed(base_seed: int, global_steps: Optional[int], prompts: list[list[int]], key: tuple) -> int:
+    digest = hashlib.sha256(repr((base_seed, global_steps, prompts, key)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class HFGenerationServer:
+    """Ray actor: batched ``transformers`` generation answering verl's token-in/token-out calls."""
+
+    def __init__(self, config: Any, model_config: Any, replica_rank: int = 0):
+        from transformers import AutoModelForCausalLM
+
+        from aspo.cpu.distributed import set_torch_threads
+        from verl.utils.config import omega_conf_to_dataclass
+        from verl.workers.config import HFModelConfig, RolloutConfig
+
+        self.threads = set_torch_threads()
+        self.config = omega_conf_to_dataclass(config, dataclass_type=RolloutConfig)
+        self.model_config = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
+        self.replica_rank = replica_rank
+        self.global_steps: Optional[int] = None
+
+        attn = (self.model_config.override_config or {}).get("attn_implementation", "sdpa")
+        # fp32: bf16 matmuls ran ~140x slower than fp32 on the AVX2-only CPUs we measured.
+        self.model = AutoModelForCausalLM.from_pretrained(
+            self.model_config.local_path,
+            torch_dtype=torch.float32,
+            attn_implementation=attn if attn != "flash_attention_2" else "sdpa",
+            trust_remote_code=self.model_config.trust_remote_code,
+        )
+        self.model.eval()
+        tokenizer = self.model_config.tokenizer
+        gen_cfg = self.model_config.generation_config
+        eos = getattr(gen_cfg, "eos_token_id", None) if gen_cfg is not None else None
+        if eos is None:
+            eos = tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else min(self.eos_ids)
+
+        self._pending: list[_Request] = []
+        self._drainer: Optional[asyncio.Task] = None
+        self.batches_run = 0
+
+    # ---- generation ---------------------------------------------------------------------------
+
+    async def generate(
+        self,
+        request_id: str,
+        prompt_ids: list[int],
+        sampling_params: dict[str, Any],
+        image_data: Any = None,
+        video_data: Any = None,
+        audio_data: Any = None,
+        mm_processor_kwargs: Any = None,
+        priority: int = 0,
+        **kwargs: Any,
+    ) -> TokenOutput:
+        if image_data is not None or video_data is not None or audio_data is not None:
+            raise ValueError("rollout.name=hf is text-only; use rollout.name=vllm on a GPU for multimodal data")
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Request(list(map(int, prompt_ids)), dict(sampling_params), future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            # Debounce: wait until requests stop arriving (or the window passes) so one step's
+            # requests land in one batch, whatever order Ray delivers them in.
+            seen = -1
+            while seen != len(self._pending):
+                seen = len(self._pending)
+                await asyncio.sleep(BATCH_WINDOW_S)
+            batch, self._pending = self._pending, []
+            groups: dict[tuple, list[_Request]] = {}
+            for req in batch:
+                groups.setdefault(_sampling_key(req.params), []).append(req)
+            for key, reqs in sorted(groups.items(), key=lambda kv: repr(kv[0])):
+                try:
+                    outputs = await asyncio.to_thread(self._generate_batch, key, reqs)
+                except Exception as exc:  # surface the error to every waiting request
+                    for req in reqs:
+                        if not req.future.done():
+                            req.future.set_exception(exc)
+                    continue
+                for req, out in zip(reqs, outputs, strict=True):
+                    if not req.future.done():
+                        req.future.set_result(out)
+
+    def _max_new_tokens(self, prompt_len: int, params: dict[str, Any]) -> int:
+        limit = params.get("max_tokens") or params.get("max_new_tokens")
+        budget = min(self.config.response_length, self.config.prompt_length + self.config.response_length - prompt_len)
+        if limit:
+            budget = min(budget, int(limit))
+        return max(1, budget)
+
+    @torch.no_grad()
+    def _generate_batch(self, key: tuple, reqs: list[_Request]) -> list[TokenOutput]:
+        temperature, top_p, top_k, repetition_penalty, want_logprobs, _ = key
+        # Sort by content so the batch layout (and with it the sampled tokens) does not depend on
+        # the order requests arrived in.
+        order = sorted(range(len(reqs)), key=lambda i: reqs[i].prompt_ids)
+        prompts = [reqs[i].prompt_ids for i in order]
+        max_len = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), max_len), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), max_len), dtype=torch.long)
+        for row, p in enumerate(prompts):  # left padding: generation continues from the right edge
+            input_ids[row, max_len - len(p) :] = torch.tensor(p, dtype=torch.long)
+            attention_mask[row, max_len - len(p) :] = 1
+        limits = [self._max_new_tokens(len(p), reqs[i].params) for p, i in zip(prompts, order, strict=True)]
+
+        do_sample = temperature > 0
+        gen_kwargs: dict[str, Any] = dict(
+            max_new_tokens=max(limits),
+            do_sample=do_sample,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.pad_id,
+            return_dict_in_generate=True,
+            output_logits=want_logprobs,
+            use_cache=True,
+        )
+        if do_sample:
+            gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k if top_k > 0 else 0)
+        else:
+            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        if repetition_penalty != 1.0:
+            gen_kwargs["repetition_penalty"] = repetition_penalty
+        torch.manual_seed(_batch_seed(self.config.seed + self.replica_rank, self.global_steps, prompts, key))
+        out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **gen_kwargs)
+        self.batches_run += 1
+
+        new_tokens = out.sequences[:, max_len:]
+        logprobs = None
+        if want_logprobs:
+            # Same quantity the actor computes: log-softmax of logits / temperature.
+            logits = torch.stack(out.logits, dim=1).float()
+            if temperature > 0:
+                logits = logits / temperature
+            logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+
+        results: list[Optional[TokenOutput]] = [None] * len(reqs)
+        for row, i in enumerate(order):
+            tokens = new_tokens[row].tolist()[: limits[row]]
+            stop = "length"
+            for t, tok in enumerate(tokens):
+                if tok in self.eos_ids:  # keep the stop token, like vLLM's token_ids
+                    tokens = tokens[: t + 1]
+                    stop = "completed"
+                    break
+            results[i] = TokenOutput(
+                token_ids=tokens,
+                log_probs=logprobs[row, : len(tokens)].tolist() if logprobs is not None else None,
+                stop_reason=stop,
+                extra_fields={"global_steps": self.global_steps},
+            )
+        return results  # type: ignore[return-value]
+
+    # ---- weights and lifecycle (called by HFServerAdapter and RolloutReplica) ------------------
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor], global_steps: Optional[int] = None) -> int:
+        own = self.model.state_dict()
+        unknown = sorted(set(state_dict) - set(own))
+        if unknown:
+            raise RuntimeError(
+                f"rollout hf: trainer sent weights this model does not have ({unknown[:3]}...); "
+                "the rollout and actor must load the same actor_rollout_ref.model.path"
+            )
+        with torch.no_grad():
+            for name, tensor in state_dict.items():
+                own[name].copy_(tensor.to(own[name].dtype))
+        if self.model.config.tie_word_embeddings:
+            self.model.tie_weights()
+        if global_steps is not None:
+            self.global_steps = global_steps
+        return len(state_dict)
+
+    async def set_global_steps(self, global_steps: int) -> None:
+        self.global_steps = global_steps
+
+    def stats(self) -> dict[str, Any]:
+        return {"batches_run": self.batches_run, "threads": self.threads, "global_steps": self.global_steps}
+
+    # CPU memory is not freed between phases; these keep verl's replica protocol.
+    async def wake_up(self, tags: Optional[list[str]] = None) -> None:
+        return None
+
+    async def sleep(self) -> None:
+        return None
+
+    async def clear_kv_cache(self) -> None:
+        return None
+
+    async def release_kv_cache(self) -> None:
+        return None
+
+    async def resume_kv_cache(self) -> None:
+        return None
+
+    async def abort_all_requests(self, reject_request: bool = False) -> dict[str, Any]:
+        return {"aborted_count": 0, "request_ids": []}
+
+    async def resume_generation(self) -> None:
+        return None
+
+    async def wait_for_requests_to_drain(self) -> None:
+        while self._pending or (self._drainer is not None and not self._drainer.done()):
+            await asyncio.sleep(0.01)
+
+    async def start_profile(self, **kwargs: Any) -> None:
+        return None
+
+    async def stop_profile(self) -> None:
+        return None
+
+
+class HFServerAdapter(BaseRollout):
+    """Worker-side rollout adapter: pushes the trainer's weights to this rank's ``HFGenerationServer``."""
+
+    def __init__(self, config: Any, model_config: Any, device_mesh: Any, replica_rank: int = -1, **kwargs: Any):
+        super().__init__(config, model_config, device_mesh)
+        if self.config.tensor_model_parallel_size != 1 or self.config.pipeline_model_parallel_size != 1:
+            raise ValueError(
+                "rollout.name=hf runs one model copy per trainer rank: set "
+                "actor_rollout_ref.rollout.tensor_model_parallel_size=1 and pipeline_model_parallel_size=1"
+            )
+        rank = int(os.environ.get("RANK", "0"))
+        self.replica_rank = rank if replica_rank == -1 else replica_rank
+        self._server = None
+
+    def _server_handle(self):
+        if self._server is None:
+            self._server = ray.get_actor(server_actor_name(self.replica_rank))
+        return self._server
+
+    async def resume(self, tags: list[str]) -> None:
+        return None
+
+    async def release(self) -> None:
+        return None
+
+    @torch.no_grad()
+    async def update_weights(
+        self,
+        weights: Generator[tuple[str, torch.Tensor], None, None],
+        global_steps: Optional[int] = None,
+        wire_format: str = "named_tensors",
+        peft_config: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if wire_format != "named_tensors":
+            raise ValueError(f"rollout.name=hf only takes full tensors (wire_format='named_tensors'), got {wire_format!r}")
+        if peft_config is not None:
+            raise ValueError("rollout.name=hf does not serve LoRA adapters; set actor_rollout_ref.model.lora.merge=True")
+        state_dict = {}
+        for name, tensor in weights:
+            if hasattr(tensor, "full_tensor"):  # DTensor from FSDP2
+                tensor = tensor.full_tensor()
+            state_dict[name] = tensor.detach().to("cpu", copy=True)
+        await self._server_handle().load_weights.remote(state_dict, global_steps)
+
+
+class HFReplica(RolloutReplica):
+    """One ``HFGenerationServer`` per trainer rank, colocated with it (hybrid mode only)."""
+
+    async def launch_servers(self) -> None:
+        if self.rollout_mode != RolloutMode.HYBRID or not self.workers:
+            raise ValueError(
+                "rollout.name=hf only runs colocated with the trainer (hybrid engine); "
+                "standalone rollout, reward-model or teacher servers need rollout.name=vllm on a GPU"
+            )
+        if self.world_size != 1:
+            raise ValueError("rollout.name=hf needs tensor/data/pipeline parallel size 1 per replica")
+        node_id = await self.workers[0].__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id())
+        server_cls = ray.remote(HFGenerationServer)
+        server = server_cls.options(
+            name=server_actor_name(self.replica_rank),
+            num_cpus=0,  # shares the cores with the trainer; the two never compute at once
+            scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+            max_concurrency=self.max_concurrency,
+        ).remote(config=self.config, model_config=self.model_config, replica_rank=self.replica_rank)
+        await server.set_global_steps.remote(0)
+        self.servers = [server]
+        self._server_handle = server
+        # No HTTP endpoint: verl only uses the address as the load balancer's server id.
+        self._server_address = f"hf-replica-{self.replica_rank}"
+
+
+def register() -> None:
+    """Make ``rollout.name=hf`` resolvable in verl's two rollout registries (idempotent)."""
+    _rollout_base._ROLLOUT_REGISTRY[(ROLLOUT_NAME, "async")] = f"{__name__}.HFServerAdapter"
+    RolloutReplicaRegistry.register(ROLLOUT_NAME, lambda: HFReplica)
+
+
+register()

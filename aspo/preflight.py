@@ -1,0 +1,174 @@
+"""Start-up checks of an ``aspo-train`` config: one clear line per problem, naming the fix.
+
+They run in the driver before Ray starts, so a typo costs a second rather than a ~100 s start-up
+and a traceback from deep inside a Ray actor. ``preflight`` raises ``PreflightError`` for what
+cannot work and returns warnings for what works but is probably not meant (ASPO on-policy).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from omegaconf import DictConfig, ListConfig
+
+
+class PreflightError(ValueError):
+    """A config that cannot train; the message says which key and how to fix it."""
+
+
+# verl's RL parquet layout (what RLHFDataset and the reward loop read).
+REQUIRED_COLUMNS = ("data_source", "prompt", "reward_model")
+LAYOUT_HINT = (
+    "verl's RL layout is data_source, prompt (chat list), ability, reward_model{style, ground_truth}, "
+    "extra_info{split, index}; see aspo/fixtures/data.py"
+)
+GPU_ONLY_ROLLOUTS = ("vllm", "sglang", "trtllm")
+# Losses that equal GRPO when every update is on-policy (importance ratio r = 1).
+RATIO_DEPENDENT_LOSSES = ("aspo", "no_is")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _files(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, ListConfig)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def check_dataset(key: str, files: Iterable[str], prompt_key: str, reward_fn_key: str) -> None:
+    import pyarrow.parquet as pq
+
+    files = list(files)
+    if not files:
+        raise PreflightError(f"{key} is empty; give parquet file(s) in {LAYOUT_HINT.split(';')[0]}")
+    for path in files:
+        local = Path(os.path.expanduser(path))
+        if not local.exists():
+            raise PreflightError(f"{key}: {path} does not exist; give a parquet file ({LAYOUT_HINT})")
+        try:
+            names = set(pq.read_schema(local).names)
+        except Exception as err:  # not parquet, truncated file, ...
+            raise PreflightError(f"{key}: {path} is not a readable parquet file ({err})") from err
+        needed = [{"prompt": prompt_key, "data_source": reward_fn_key}.get(c, c) for c in REQUIRED_COLUMNS]
+        missing = [c for c in needed if c not in names]
+        if missing:
+            raise PreflightError(f"{key}: {path} lacks column(s) {', '.join(missing)}; {LAYOUT_HINT}")
+
+
+def check_model_path(path: str) -> None:
+    local = Path(os.path.expanduser(path))
+    if local.exists():
+        if local.is_dir() and not (local / "config.json").exists():
+            raise PreflightError(
+                f"actor_rollout_ref.model.path={path} has no config.json; point it at a Hugging Face model "
+                "directory (config.json, weights, tokenizer) or a hub id such as Qwen/Qwen2.5-Math-1.5B"
+            )
+        return
+    if path.startswith(("/", ".", "~")) or not _HUB_ID.match(path):
+        raise PreflightError(
+            f"actor_rollout_ref.model.path={path} does not exist; give a local Hugging Face model directory "
+            "or a hub id such as Qwen/Qwen2.5-Math-1.5B"
+        )
+
+
+def check_hardware(cfg: DictConfig) -> None:
+    import torch
+
+    hardware = cfg.aspo.hardware
+    rollout = cfg.actor_rollout_ref.rollout.name
+    if hardware == "cuda" and not torch.cuda.is_available():
+        raise PreflightError("hardware=cuda but torch sees no CUDA GPU; drop the override (or pass hardware=cpu)")
+    if hardware != "cpu":
+        return
+    if rollout in GPU_ONLY_ROLLOUTS:
+        raise PreflightError(
+            f"actor_rollout_ref.rollout.name={rollout} needs a CUDA GPU; on CPU use "
+            "actor_rollout_ref.rollout.name=hf (the hardware=cpu default)"
+        )
+    actor = cfg.actor_rollout_ref.actor
+    if actor.strategy not in ("fsdp", "fsdp2"):
+        raise PreflightError(f"actor_rollout_ref.actor.strategy={actor.strategy} needs GPUs; on CPU use fsdp2")
+    if cfg.actor_rollout_ref.model.get("use_remove_padding", False):
+        raise PreflightError(
+            "actor_rollout_ref.model.use_remove_padding=true needs flash-attn on a GPU; "
+            "on CPU set actor_rollout_ref.model.use_remove_padding=false"
+        )
+    if cfg.actor_rollout_ref.model.get("use_fused_kernels", False):
+        raise PreflightError("actor_rollout_ref.model.use_fused_kernels=true needs a GPU; set it to false on CPU")
+    if cfg.actor_rollout_ref.actor.fsdp_config.get("param_offload", False):
+        raise PreflightError("actor_rollout_ref.actor.fsdp_config.param_offload=true is a GPU option; set it to false on CPU")
+
+
+def check_batch_sizes(cfg: DictConfig) -> None:
+    data, actor, rollout = cfg.data, cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout
+    prompts, mini, n = int(data.train_batch_size), int(actor.ppo_mini_batch_size), int(rollout.n)
+    if prompts % mini:
+        raise PreflightError(
+            f"data.train_batch_size={prompts} is not a multiple of actor_rollout_ref.actor.ppo_mini_batch_size={mini} "
+            f"(both count prompts); e.g. ppo_mini_batch_size={_divisor_near(prompts, mini)}"
+        )
+    micro = actor.get("ppo_micro_batch_size_per_gpu")
+    world = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+    responses_per_mini = mini * n
+    if responses_per_mini % world:
+        raise PreflightError(
+            f"a mini-batch of {mini} prompts x rollout.n={n} = {responses_per_mini} responses cannot be split over "
+            f"{world} trainer ranks; make ppo_mini_batch_size * rollout.n a multiple of {world}"
+        )
+    if micro and not actor.get("use_dynamic_bsz", False) and (responses_per_mini // world) % int(micro):
+        raise PreflightError(
+            f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro} does not divide the "
+            f"{responses_per_mini // world} responses per rank of a mini-batch (ppo_mini_batch_size={mini} x rollout.n={n}); "
+            f"e.g. ppo_micro_batch_size_per_gpu={_divisor_near(responses_per_mini // world, int(micro))}"
+        )
+    if (prompts * n) % world:
+        raise PreflightError(
+            f"data.train_batch_size={prompts} x rollout.n={n} responses cannot be split over {world} trainer ranks"
+        )
+
+
+def _divisor_near(total: int, wanted: int) -> int:
+    divisors = [d for d in range(1, total + 1) if total % d == 0]
+    return min(divisors, key=lambda d: (abs(d - wanted), d))
+
+
+def updates_per_batch(cfg: DictConfig) -> int:
+    actor = cfg.actor_rollout_ref.actor
+    return int(actor.ppo_epochs) * max(1, int(cfg.data.train_batch_size) // int(actor.ppo_mini_batch_size))
+
+
+def on_policy_warning(cfg: DictConfig) -> str | None:
+    loss_mode = cfg.actor_rollout_ref.actor.policy_loss.loss_mode
+    if loss_mode in RATIO_DEPENDENT_LOSSES and updates_per_batch(cfg) == 1:
+        return (
+            f"loss_mode={loss_mode} with one optimizer update per batch is exactly GRPO (the importance ratio is 1): "
+            "make data.train_batch_size a multiple (>1) of actor_rollout_ref.actor.ppo_mini_batch_size "
+            "or raise actor_rollout_ref.actor.ppo_epochs"
+        )
+    return None
+
+
+def preflight(cfg: DictConfig) -> list[str]:
+    """Raise ``PreflightError`` for a config that cannot train; return warnings otherwise."""
+    from aspo.config import ConfigError, validate_actor_config
+
+    try:
+        validate_actor_config(cfg.actor_rollout_ref.actor)
+    except ConfigError as err:
+        raise PreflightError(str(err)) from err
+    check_hardware(cfg)
+    check_model_path(str(cfg.actor_rollout_ref.model.path))
+    prompt_key = cfg.data.get("prompt_key", "prompt")
+    reward_fn_key = cfg.data.get("reward_fn_key", "data_source")
+    check_dataset("data.train_files", _files(cfg.data.train_files), prompt_key, reward_fn_key)
+    check_dataset("data.val_files", _files(cfg.data.val_files), prompt_key, reward_fn_key)
+    check_batch_sizes(cfg)
+    warnings = []
+    on_policy = on_policy_warning(cfg)
+    if on_policy:
+        warnings.append(on_policy)
+    return warnings

@@ -1,0 +1,332 @@
+"""verl's TaskRunner, trainer and worker, each extended by subclassing (no fork of verl).
+
+``aspo.train`` hands ``AspoTaskRunner`` to verl's own ``run_ppo`` (the documented way for recipes
+to change the TaskRunner). The runner builds ``AspoTrainer``, a ``PPOTrainerSync`` that keeps
+verl's training loop and adds, through verl's own hooks:
+
+- checkpoints: atomic ``latest`` tracker, run fingerprint, W&B run id saved next to them
+  (``aspo.checkpoint``). Resuming exactly at an epoch boundary needs nothing extra in verl 0.9.1's
+  v1 loop (it refills the dataloader on StopIteration); tests/integration covers it;
+- metrics: entropy and 20-gram repetition split by advantage sign (``aspo.metrics``);
+- the JSONL metrics file appended on resume instead of truncated;
+- reproducibility: each step's responses ordered by content, not completion time, before the
+  mini-batch split, so a resumed run repeats the updates of an uninterrupted one;
+- ``AspoActorRolloutRefWorker``: gloo + thread count on CPU, entropy passed to the policy loss
+  when the entropy-aware clip is on (``aspo.patches.entropy_to_loss``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+from aspo import checkpoint
+from aspo._verl_compat import check_verl_version
+
+check_verl_version("aspo.runner")
+
+from verl.single_controller.base.decorator import Dispatch, register  # noqa: E402
+from verl.trainer.main_ppo import TaskRunnerV1  # noqa: E402
+from verl.trainer.ppo.utils import Role  # noqa: E402
+from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync  # noqa: E402
+from verl.workers.engine_workers import ActorRolloutRefWorker  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+class AspoActorRolloutRefWorker(ActorRolloutRefWorker):
+    """verl's hybrid actor/rollout/ref worker, plus CPU set-up and the entropy-aware loss hook."""
+
+    def __init__(self, config, role: str, distillation_config=None, **kwargs):
+        super().__init__(config, role, distillation_config=distillation_config, **kwargs)
+        from verl.utils.device import get_device_name
+
+        if get_device_name() == "cpu":
+            from aspo.cpu.distributed import init_gloo_process_group, set_torch_threads
+
+            set_torch_threads()
+            init_gloo_process_group()
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def init_model(self):
+        super().init_model()
+        if self.actor is not None and not self.distillation_enabled:
+            from aspo.patches import entropy_to_loss
+
+            loss_fn = entropy_to_loss.loss_fn_for(self.loss_fn)
+            if loss_fn is not None:  # entropy-aware clip on: the loss gets entropy=
+                self.loss_fn = loss_fn
+                self.actor.set_loss_fn(loss_fn)
+
+
+class AppendingFileLogger:
+    """verl's ``FileLogger`` record format (``{"step": ..., "data": {...}}`` per line), opened for append."""
+
+    def __init__(self, path: str):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self.fp = open(path, "ab", buffering=0)
+
+    def log(self, data: dict, step: int) -> None:
+        import orjson
+
+        self.fp.write(orjson.dumps({"step": step, "data": data}, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+
+    def finish(self) -> None:
+        self.fp.close()
+
+
+# Test hook: SIGKILL this process in the middle of saving checkpoint N (after the step's files, before
+# the tracker switch), to check that a crash during a save leaves the previous checkpoint as latest.
+FAULT_KILL_DURING_SAVE = "ASPO_FAULT_KILL_DURING_SAVE"
+
+
+class AspoTrainer(PPOTrainerSync):
+    """verl's synchronous PPO trainer with aspo's checkpoint, logging and metric additions."""
+
+    _metrics_path: str | None = None
+
+    def _init_resource_pool_mgr(self):
+        super()._init_resource_pool_mgr()
+        worker = ray.remote(AspoActorRolloutRefWorker)
+        for role in (Role.ActorRollout, Role.ActorRolloutRef, Role.Actor, Role.RefPolicy):
+            if role in self.role_worker_mapping:
+                self.role_worker_mapping[role] = worker
+
+    def _build_replay_buffer(self):
+        buffer = super()._build_replay_buffer()
+        # verl polls for finished rollouts every 2 s (not configurable); on the quickstart a whole
+        # generation takes ~0.2 s, so the poll dominated the step. aspo.replay_poll_interval_s sets it.
+        interval = self.config.get("aspo", {}).get("replay_poll_interval_s", None)
+        if interval is not None and hasattr(buffer, "poll_interval"):
+            buffer.poll_interval = float(interval)
+        return buffer
+
+    # ---- checkpoints ----------------------------------------------------------------------
+
+    def _ckpt_root(self) -> str:
+        root = os.path.expanduser(self.config.trainer.default_local_dir)
+        return root if os.path.isabs(root) else os.path.join(os.getcwd(), root)
+
+    def _load_checkpoint(self):
+        step_dir = checkpoint.checkpoint_to_resume(self.config)
+        if step_dir is not None:
+            checkpoint.check_fingerprint(step_dir, checkpoint.fingerprint(self.config))
+        super()._load_checkpoint()
+
+    def _save_checkpoint(self):
+        """verl's ``_save_checkpoint`` (sync mode), with a fingerprint and an atomic tracker switch.
+
+        Order matters: every file of step N is written before the tracker names N, and the tracker
+        is replaced atomically, so a kill at any point leaves the previous checkpoint as latest.
+        """
+        import torch
+
+        from verl.utils.fs import local_mkdir_safe
+
+        trainer_cfg = self.config.trainer
+        step = self.global_steps
+        root = trainer_cfg.default_local_dir
+        step_dir = os.path.join(root, f"global_step_{step}")
+        remote_root = trainer_cfg.default_hdfs_dir
+        keep_actor = trainer_cfg.get("max_actor_ckpt_to_keep", None)
+        keep_critic = trainer_cfg.get("max_critic_ckpt_to_keep", None)
+        if trainer_cfg.get("remove_previous_ckpt_in_save", False):
+            keep_actor = keep_critic = 1
+        logger.info("Saving checkpoint to %s", step_dir)
+
+        self.actor_rollout_wg.save_checkpoint(
+            os.path.join(step_dir, "actor"),
+            None if remote_root is None else os.path.join(remote_root, f"global_step_{step}", "actor"),
+            step,
+            max_ckpt_to_keep=keep_actor,
+        )
+        if self.use_critic:
+            critic = str(Role.Critic)
+            self.critic_wg.save_checkpoint(
+                os.path.join(step_dir, critic),
+                None if remote_root is None else os.path.join(remote_root, f"global_step_{step}", critic),
+                step,
+                max_ckpt_to_keep=keep_critic,
+            )
+        local_mkdir_safe(step_dir)
+        torch.save(self.train_dataloader.state_dict(), os.path.join(step_dir, "data.pt"))
+        checkpoint.write_fingerprint(step_dir, checkpoint.fingerprint(self.config))
+
+        if os.environ.get(FAULT_KILL_DURING_SAVE) == str(step):
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        async_save = self.config.actor_rollout_ref.actor.get("checkpoint", {}).get("async_save", False)
+        if not async_save:  # verl writes no tracker for async saves either; its callback does
+            checkpoint.write_tracker(root, step)
+        self.checkpoint_callback.on_save(
+            trainer=self, global_step=step, checkpoint_dir=step_dir, async_save=async_save
+        )
+
+    # ---- logging: W&B run id, JSONL appended on resume -------------------------------------
+
+    def fit(self, agent_loop_manager):
+        root = self._ckpt_root()
+        os.makedirs(root, exist_ok=True)
+        resuming = self.global_steps > 0
+        saved_env = {k: os.environ.get(k) for k in ("WANDB_RUN_ID", "WANDB_RESUME", "VERL_FILE_LOGGER_PATH")}
+        loggers = self.config.trainer.logger
+        loggers = [loggers] if isinstance(loggers, str) else list(loggers)
+        if "wandb" in loggers:
+            # verl calls wandb.init without an id; wandb reads these, so a resumed run continues
+            # the run whose id is saved next to the checkpoints.
+            os.environ["WANDB_RUN_ID"] = checkpoint.wandb_run_id(root, resuming)
+            os.environ["WANDB_RESUME"] = "allow"
+        if "file" in loggers:
+            path = os.environ.get("VERL_FILE_LOGGER_PATH") or os.path.join(
+                os.path.expanduser(os.getenv("VERL_FILE_LOGGER_ROOT", ".")),
+                self.config.trainer.project_name,
+                f"{self.config.trainer.experiment_name}.jsonl",
+            )
+            self._metrics_path = os.path.abspath(path)
+            # Records of steps after the resumed checkpoint are re-run and re-logged; a fresh run
+            # starts a fresh file.
+            checkpoint.truncate_metrics_after(self._metrics_path, self.global_steps if resuming else -1)
+            # verl's FileLogger opens its file with "wb" (truncating it); let it open /dev/null and
+            # swap in an appending logger before anything is logged (see _use_appending_file_logger).
+            os.environ["VERL_FILE_LOGGER_PATH"] = os.devnull
+        try:
+            return super().fit(agent_loop_manager)
+        finally:
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def _use_appending_file_logger(self) -> None:
+        tracking = getattr(self, "logger", None)
+        if tracking is None or self._metrics_path is None or "file" not in tracking.logger:
+            return
+        if isinstance(tracking.logger["file"], AppendingFileLogger):
+            return
+        tracking.logger["file"].finish()
+        tracking.logger["file"] = AppendingFileLogger(self._metrics_path)
+        print(f"[aspo] metrics JSONL (appending): {self._metrics_path}", flush=True)
+
+    # The first two hooks fit() calls after creating its Tracking, before it logs anything.
+    def on_validate_begin(self):
+        self._use_appending_file_logger()
+        super().on_validate_begin()
+
+    def on_train_begin(self):
+        self._use_appending_file_logger()
+        super().on_train_begin()
+
+    # ---- reproducibility --------------------------------------------------------------------
+
+    def _balance_batch(self, batch, metrics, logging_prefix="global_seqlen", keep_minibatch=False):
+        return super()._balance_batch(
+            self._content_order(batch), metrics, logging_prefix=logging_prefix, keep_minibatch=keep_minibatch
+        )
+
+    @staticmethod
+    def _content_order(batch):
+        """Order the step's responses by (prompt, response) tokens instead of by completion time.
+
+        verl materialises a batch in the order the rollouts finished, which varies from run to run;
+        the mini-batch split follows that order. Sorting by content makes a run (and a resumed run)
+        repeat its updates given the same samples.
+        """
+        import transfer_queue as tq
+
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["prompts", "responses"])
+        prompts = [t.tolist() for t in data["prompts"].unbind()]
+        responses = [t.tolist() for t in data["responses"].unbind()]
+        order = sorted(range(len(batch.keys)), key=lambda i: (prompts[i], responses[i]))
+        batch.reorder(order)
+        return batch
+
+    # ---- metrics ----------------------------------------------------------------------------
+
+    def _compute_metrics(self, batch, metrics, timing_raw, global_steps, epoch):
+        super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)
+        metrics.update(self._sign_split_metrics(batch))
+
+    def _sign_split_metrics(self, batch) -> dict:
+        import numpy as np
+        import transfer_queue as tq
+
+        from aspo.metrics import entropy_by_sign, repetition_by_sign
+
+        data = tq.kv_batch_get(
+            keys=batch.keys,
+            partition_id=batch.partition_id,
+            select_fields=["responses", "response_mask", "advantages", "entropy"],
+        ).to_padded_tensor()
+        keep = np.array([not tag.get("is_padding", False) for tag in batch.tags], dtype=bool)
+        if not keep.any():
+            return {}
+        idx = np.nonzero(keep)[0].tolist()
+        responses, mask, adv, ent = (data[k][idx] for k in ("responses", "response_mask", "advantages", "entropy"))
+        n = int(self.config.get("aspo", {}).get("repetition_ngram", 20))
+        out = entropy_by_sign(ent, adv, mask)
+        out.update(repetition_by_sign(responses, adv, mask, n=n))
+        return out
+
+
+class AspoTaskRunner(TaskRunnerV1.__ray_actor_class__):
+    """verl's ``TaskRunnerV1`` building ``AspoTrainer`` for ``trainer.v1.trainer_mode=sync``."""
+
+    def run(self, config):
+        import transfer_queue as tq
+        from omegaconf import OmegaConf
+
+        from verl.trainer.ppo.v1 import get_trainer_cls
+        from verl.utils.logging_utils import configure_verl_logging
+
+        configure_verl_logging()
+        mode = config.trainer.v1.trainer_mode
+        if mode == "sync":
+            trainer_cls = AspoTrainer
+        else:
+            logger.warning("trainer.v1.trainer_mode=%s: aspo's checkpoint and metric additions need mode sync", mode)
+            trainer_cls = get_trainer_cls(mode)
+
+        config.transfer_queue.enable = True
+        OmegaConf.resolve(config)
+        self.config = config
+        tq.init(config.transfer_queue)
+        succeeded = False
+        try:
+            self.trainer = trainer_cls(config=config)
+            self.trainer.init()
+            self.init_agent_loop_manager()
+            self.trainer.fit(self.agent_loop_manager)
+            succeeded = True
+        finally:
+            try:
+                tracking = getattr(self.trainer, "logger", None)
+                if tracking is not None:
+                    tracking.finish(exit_code=0 if succeeded else 1)
+                _teardown_wandb()
+            finally:
+                tq.close()
+        return succeeded
+
+
+def _teardown_wandb() -> None:
+    """Stop wandb's service now: left to atexit, it races Ray's actor teardown and prints a
+    ConnectionResetError traceback at the end of every run."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and hasattr(wandb, "teardown"):
+        wandb.teardown()
+
+
+def remote_task_runner():
+    """The Ray actor class verl's ``run_ppo`` instantiates (``num_cpus=1``, like verl's)."""
+    return ray.remote(num_cpus=1)(AspoTaskRunner)
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,0 +1,167 @@
+"""``aspo-train`` / ``python -m aspo.train``: ASPO training through verl 0.9.1's ``main_ppo``.
+
+A Hydra app over ``configs/`` (``aspo/configs``), composed on top of verl's ``ppo_trainer`` config,
+so every verl key works as an override::
+
+    aspo-train --config-name quickstart                          # CPU quickstart (tiny fixtures)
+    aspo-train --config-name quickstart trainer.total_training_steps=4 trainer.resume_mode=auto
+    aspo-train --config-name quickstart --cfg job                # print the composed config
+    aspo-train actor_rollout_ref.model.path=Qwen/Qwen2.5-Math-1.5B data.train_files=...  # GPU
+
+The ``hardware`` config group (``cpu`` or ``cuda``) is chosen from the machine unless given
+(``hardware=cpu``). The run itself is verl's: ``verl.trainer.main_ppo.run_ppo`` with
+``aspo.runner.AspoTaskRunner`` (verl's TaskRunner, extended by subclassing).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from aspo.checkpoint import CheckpointMismatchError, check_resume_compatible
+from aspo.preflight import PreflightError, preflight
+
+_RESOLVER = "aspo_fixture"
+
+
+def _fixture_path(name: str) -> str:
+    """``${aspo_fixture:model|train|val}``: build the tiny fixtures if missing, return the path."""
+    from aspo.fixtures import ensure_fixtures
+
+    paths = ensure_fixtures()
+    if name not in paths:
+        raise ValueError(f"${{{_RESOLVER}:{name}}}: unknown fixture; known: {', '.join(paths)}")
+    return paths[name]
+
+
+def _gpu_count() -> int:
+    """``${aspo_gpus:}``: the number of CUDA devices torch sees (at least 1)."""
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver(_RESOLVER):
+        OmegaConf.register_new_resolver(_RESOLVER, _fixture_path)
+    if not OmegaConf.has_resolver("aspo_gpus"):
+        OmegaConf.register_new_resolver("aspo_gpus", _gpu_count)
+
+
+def detect_hardware() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _with_hardware_override(argv: list[str]) -> list[str]:
+    if any(arg.lstrip("+~").startswith("hardware=") for arg in argv):
+        return argv
+    return [*argv, f"hardware={detect_hardware()}"]
+
+
+def _wandb_offline_unless_logged_in() -> None:
+    if os.environ.get("WANDB_MODE") or os.environ.get("WANDB_API_KEY"):
+        return
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    if netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
+        return
+    os.environ["WANDB_MODE"] = "offline"
+
+
+def prepare_environment(cfg: DictConfig) -> dict[str, str]:
+    """Environment every Ray process inherits (set before ``ray.init``); returns the output locations."""
+    run_dir = Path(cfg.aspo.run_dir).expanduser().resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # verl's FileLogger honours VERL_FILE_LOGGER_PATH; default it into the run directory.
+    os.environ.setdefault("VERL_FILE_LOGGER_PATH", str(run_dir / "metrics.jsonl"))
+    os.environ.setdefault("WANDB_DIR", str(run_dir))
+    _wandb_offline_unless_logged_in()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if cfg.aspo.hardware == "cpu":
+        # verl registers its FSDP engines for devices cuda/npu only; the engine code itself is
+        # device-agnostic, so look them up under "cuda" while the platform says "cpu".
+        os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
+    return {
+        "run_dir": str(run_dir),
+        "metrics": os.environ["VERL_FILE_LOGGER_PATH"],
+        "checkpoints": str(Path(cfg.trainer.default_local_dir).expanduser().resolve()),
+        "wandb": str(Path(os.environ["WANDB_DIR"]) / "wandb"),
+        "wandb_mode": os.environ.get("WANDB_MODE", "online"),
+    }
+
+
+def _apply_derived_settings(cfg: DictConfig) -> None:
+    """Settings that follow from others (kept out of YAML so overrides cannot desynchronise them)."""
+    with open_dict(cfg):
+        if cfg.actor_rollout_ref.actor.policy_loss.get("entropy_clip", False):
+            # The entropy-aware clip reads the per-token entropy in the loss.
+            cfg.actor_rollout_ref.actor.calculate_entropy = True
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Validate, then train with verl's ``run_ppo``; returns where the outputs went."""
+    register_resolvers()
+    OmegaConf.resolve(cfg)
+    for warning in preflight(cfg):
+        print(f"[aspo] WARNING: {warning}", file=sys.stderr, flush=True)
+    _apply_derived_settings(cfg)
+    resumed_from = check_resume_compatible(cfg)
+    outputs = prepare_environment(cfg)
+    print(
+        f"[aspo] {cfg.aspo.hardware} run of loss_mode={cfg.actor_rollout_ref.actor.policy_loss.loss_mode}: "
+        f"metrics -> {outputs['metrics']}, checkpoints -> {outputs['checkpoints']}",
+        flush=True,
+    )
+    if resumed_from is not None:
+        print(f"[aspo] resuming from {resumed_from}", flush=True)
+
+    from verl.trainer.main_ppo import run_ppo
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+    from verl.utils.device import auto_set_device
+
+    from aspo.runner import remote_task_runner
+
+    auto_set_device(cfg)
+    validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    run_ppo(cfg, task_runner_class=remote_task_runner())
+    return outputs
+
+
+def print_summary(outputs: dict[str, Any]) -> None:
+    lines = [
+        "",
+        "[aspo] training finished. Outputs:",
+        f"  metrics (JSONL): {outputs['metrics']}",
+        f"  checkpoints:     {outputs['checkpoints']}",
+        f"  W&B ({outputs['wandb_mode']}):    {outputs['wandb']}",
+        f"  plot:            python scripts/plot_run.py {outputs['metrics']}",
+        "  resume:          rerun the same command (trainer.resume_mode=auto) with a larger trainer.total_training_steps",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+@hydra.main(config_path="configs", config_name="aspo", version_base=None)
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        outputs = run(cfg)
+    except (PreflightError, CheckpointMismatchError) as err:
+        print(f"[aspo] ERROR: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    print_summary(outputs)
+
+
+def main() -> None:
+    register_resolvers()
+    sys.argv = [sys.argv[0], *_with_hardware_override(sys.argv[1:])]
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,220 @@
+"""End-to-end ASPO training through verl's ``main_ppo`` on CPU (the quickstart config).
+
+Each verl start costs ~75-100 s on 2 cores, so the runs are module fixtures shared by the tests:
+
+- ``run_a``: 2 steps from scratch (one epoch: ``data.train_max_samples=16`` = 2 batches of 8)
+- ``run_b``: the same command with ``total_training_steps=4``: resumes at step 2, an epoch boundary
+- ``run_full``: 4 steps uninterrupted in another directory, to compare steps 3-4 with ``run_b``
+- ``run_killed`` / ``run_after_kill``: SIGKILL in the middle of saving step 2, then resume
+
+Skip locally with ``-m "not slow"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Metrics the quickstart must log every step (names from verl, the loss contract and aspo.metrics).
+EVERY_STEP = [
+    "critic/score/mean",
+    "response_length/mean",
+    "actor/entropy",
+    "actor/pg_loss",
+    "actor/pg_clipfrac",
+    "actor/pg_clipfrac_upper",
+    "actor/pg_clipfrac_lower",
+    "actor/pg_dualclipfrac_pos",
+    "actor/pg_dualclipfrac_neg",
+    "actor/ppo_kl",
+    "actor/is_weight_pos_mean",
+    "actor/is_weight_neg_mean",
+    "actor/is_weight_max",
+    "actor/pos_token_frac",
+    "val-core/math/acc/mean@4",
+    "timing_s/step",
+]
+# Present when the step has responses of that advantage sign (always, with format_score partial credit).
+BY_SIGN = ["actor/entropy_pos_adv", "actor/entropy_neg_adv", "response/repetition_20gram_pos_adv", "response/repetition_20gram_neg_adv"]
+
+
+def _train(run_dir: Path, *overrides: str, env_extra: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VERL_FILE_LOGGER", "WANDB_"))}
+    env.update({"WANDB_MODE": "offline", "ASPO_CPU_THREADS": env.get("ASPO_CPU_THREADS", "2")})
+    env.update(env_extra or {})
+    cmd = [
+        sys.executable,
+        "-m",
+        "aspo.train",
+        "--config-name",
+        "quickstart",
+        f"trainer.default_local_dir={run_dir}",
+        "data.train_max_samples=16",
+        "trainer.save_freq=1",
+        *overrides,
+    ]
+    proc = subprocess.run(cmd, cwd=run_dir.parent, env=env, capture_output=True, text=True, timeout=800)
+    (run_dir.parent / f"{run_dir.name}.log").write_text(proc.stdout + proc.stderr)
+    if check and proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-4000:]
+        raise AssertionError(f"aspo-train failed ({proc.returncode}):\n{tail}")
+    return proc
+
+
+def _records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def _by_step(records: list[dict]) -> dict[int, dict]:
+    out: dict[int, dict] = {}
+    for r in records:
+        out.setdefault(r["step"], {}).update(r["data"])
+    return out
+
+
+def _snapshot(run_dir: Path, proc: subprocess.CompletedProcess | None = None) -> dict:
+    tracker = run_dir / "latest_checkpointed_iteration.txt"
+    return {
+        "dir": run_dir,
+        "records": _records(run_dir) if (run_dir / "metrics.jsonl").exists() else [],
+        "tracker": tracker.read_text().strip() if tracker.exists() else None,
+        "run_state": json.loads((run_dir / "aspo_run.json").read_text()) if (run_dir / "aspo_run.json").exists() else {},
+        "wandb_runs": sorted(p.name for p in (run_dir / "wandb").glob("offline-run-*")) if (run_dir / "wandb").exists() else [],
+        "output": (proc.stdout + proc.stderr) if proc else "",
+        "returncode": proc.returncode if proc else None,
+    }
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("quickstart")
+
+
+@pytest.fixture(scope="module")
+def run_a(workdir) -> dict:
+    run_dir = workdir / "resumed"
+    proc = _train(run_dir, "trainer.total_training_steps=2")
+    return _snapshot(run_dir, proc)
+
+
+@pytest.fixture(scope="module")
+def run_b(run_a) -> dict:
+    proc = _train(run_a["dir"], "trainer.total_training_steps=4", "trainer.resume_mode=auto")
+    return _snapshot(run_a["dir"], proc)
+
+
+@pytest.fixture(scope="module")
+def run_full(workdir) -> dict:
+    run_dir = workdir / "uninterrupted"
+    proc = _train(run_dir, "trainer.total_training_steps=4")
+    return _snapshot(run_dir, proc)
+
+
+@pytest.fixture(scope="module")
+def run_killed(workdir) -> dict:
+    run_dir = workdir / "killed"
+    proc = _train(run_dir, "trainer.total_training_steps=2", env_extra={"ASPO_FAULT_KILL_DURING_SAVE": "2"}, check=False)
+    return _snapshot(run_dir, proc)
+
+
+@pytest.fixture(scope="module")
+def run_after_kill(run_killed) -> dict:
+    proc = _train(run_killed["dir"], "trainer.total_training_steps=2")
+    return _snapshot(run_killed["dir"], proc)
+
+
+# ---- 2-step quickstart ------------------------------------------------------------------------
+
+
+def test_quickstart_logs_every_metric_finite(run_a):
+    steps = _by_step(run_a["records"])
+    assert sorted(steps) == [1, 2]
+    for step, metrics in steps.items():
+        missing = [k for k in EVERY_STEP + BY_SIGN if k not in metrics]
+        assert not missing, f"step {step} lacks {missing}"
+        bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+        assert not bad, f"step {step} has non-finite metrics {bad}"
+
+
+def test_quickstart_rewards_vary_and_updates_are_off_policy(run_a):
+    steps = _by_step(run_a["records"])
+    # partial credit: scores are neither all 0 nor all 1, so GRPO advantages are non-zero
+    assert all(0.0 < m["critic/score/mean"] < 1.0 for m in steps.values())
+    # 4 mini-batch updates per batch: later ones see a ratio != 1
+    assert any(abs(m["actor/ppo_kl"]) > 0 for m in steps.values())
+
+
+def test_quickstart_saves_checkpoint_and_reports_paths(run_a):
+    run_dir = run_a["dir"]
+    assert run_a["tracker"] == "2"
+    assert (run_dir / "global_step_2" / "actor").is_dir()
+    assert (run_dir / "global_step_2" / "data.pt").is_file()
+    assert (run_dir / "global_step_2" / "aspo_fingerprint.json").is_file()
+    assert run_a["run_state"].get("wandb_run_id")
+    assert len(run_a["wandb_runs"]) == 1 and run_a["wandb_runs"][0].endswith(run_a["run_state"]["wandb_run_id"])
+    assert f"metrics (JSONL): {run_dir / 'metrics.jsonl'}" in run_a["output"]
+    assert f"checkpoints:     {run_dir}" in run_a["output"]
+
+
+# ---- resume -----------------------------------------------------------------------------------
+
+
+def test_resume_continues_steps_metrics_and_wandb_run(run_a, run_b):
+    assert "resuming from" in run_b["output"] and "global_step_2" in run_b["output"]
+    assert run_b["tracker"] == "4"
+    steps = [r["step"] for r in run_b["records"]]
+    assert steps == [1, 2, 3, 4], "the JSONL is appended on resume, one record per step"
+    assert run_b["records"][:2] == run_a["records"], "records from before the resume are kept as they were"
+    assert run_b["run_state"]["wandb_run_id"] == run_a["run_state"]["wandb_run_id"]
+    # offline W&B writes one directory per process, both with the run's id (`wandb sync` merges them)
+    assert len(run_b["wandb_runs"]) == 2
+    assert all(name.endswith(run_a["run_state"]["wandb_run_id"]) for name in run_b["wandb_runs"])
+
+
+def test_resume_at_epoch_boundary_trains_remaining_steps(run_b):
+    # train_max_samples=16, train_batch_size=8: step 2 ends epoch 0, steps 3-4 are epoch 1
+    steps = _by_step(run_b["records"])
+    assert steps[3]["training/epoch"] == 1 and steps[4]["training/epoch"] == 1
+
+
+def test_resumed_steps_match_uninterrupted_run(run_b, run_full):
+    resumed, full = _by_step(run_b["records"]), _by_step(run_full["records"])
+    for step in (1, 2, 3, 4):
+        for key in ("critic/score/mean", "response_length/mean", "actor/entropy"):
+            assert resumed[step][key] == pytest.approx(full[step][key], rel=1e-3, abs=1e-4), (step, key)
+        assert resumed[step]["actor/pg_loss"] == pytest.approx(full[step]["actor/pg_loss"], rel=1e-2, abs=1e-3), step
+
+
+# ---- kill -9 during a save --------------------------------------------------------------------
+
+
+def test_kill_during_save_keeps_previous_checkpoint_latest(run_killed):
+    assert run_killed["returncode"] != 0
+    assert run_killed["tracker"] == "1", "the tracker must still name the last complete checkpoint"
+    assert (run_killed["dir"] / "global_step_2").exists(), "the kill happened after step 2's files were written"
+
+
+def test_resume_after_kill_redoes_the_lost_step(run_killed, run_after_kill):
+    assert "global_step_1" in run_after_kill["output"]
+    assert run_after_kill["tracker"] == "2"
+    assert [r["step"] for r in run_after_kill["records"]] == [1, 2]
+
+
+# ---- checkpoint from another config -----------------------------------------------------------
+
+
+def test_checkpoint_from_other_config_is_a_clear_error(run_a, run_b):
+    proc = _train(run_a["dir"], "trainer.total_training_steps=6", "data.train_batch_size=4", check=False)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("[aspo] ERROR")]
+    assert len(errors) == 1 and "data.train_batch_size" in errors[0] and "resume_mode=disable" in errors[0]

@@ -1,0 +1,70 @@
+"""aspo.patches.entropy_to_loss: the entropy reaches the policy loss, and verl still has the shape we patch."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import torch
+
+from aspo.patches import entropy_to_loss
+
+
+def test_verl_ppo_loss_still_looks_up_the_loss_by_module_global_and_has_entropy():
+    from verl.workers.utils import losses
+
+    src = inspect.getsource(losses.ppo_loss)
+    assert "policy_loss_fn = get_policy_loss_fn(loss_mode)" in src
+    assert 'entropy = model_output.get("entropy", None)' in src
+    assert "entropy = no_padding_2_padding(entropy, data)" in src
+
+
+def test_verl_worker_still_builds_its_loss_as_a_partial_we_can_replace():
+    from verl.workers import engine_workers
+
+    src = inspect.getsource(engine_workers.ActorRolloutRefWorker.init_model)
+    assert "self.loss_fn = partial(ppo_loss, config=actor_config)" in src
+    assert "self.actor.set_loss_fn(self.loss_fn)" in src
+
+
+def test_verl_update_actor_computes_entropy_when_asked():
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    src = inspect.getsource(PPOTrainer._update_actor)
+    assert "self.config.actor_rollout_ref.actor.calculate_entropy" in src
+
+
+def test_loss_fn_for_keeps_verl_loss_unless_entropy_clip():
+    def ppo_loss(config, model_output, data, dp_group=None):
+        return None
+
+    off = functools.partial(ppo_loss, config={"policy_loss": {"loss_mode": "aspo", "entropy_clip": False}})
+    assert entropy_to_loss.loss_fn_for(off) is None
+    on = functools.partial(ppo_loss, config={"policy_loss": {"loss_mode": "aspo", "entropy_clip": True}})
+    wrapped = entropy_to_loss.loss_fn_for(on)
+    assert wrapped.func is entropy_to_loss.ppo_loss_with_entropy and wrapped.keywords["config"] is on.keywords["config"]
+
+
+def test_entropy_is_passed_to_the_registered_loss_only_inside_the_wrapper(monkeypatch):
+    from verl.workers.utils import losses, padding
+
+    seen = {}
+
+    def probe_loss(**kwargs):
+        seen.update(kwargs)
+        return torch.tensor(0.0), {}
+
+    entropy_to_loss.install()
+    monkeypatch.setattr(entropy_to_loss, "_ORIGINAL_LOOKUP", lambda name: probe_loss)
+    monkeypatch.setattr(padding, "no_padding_2_padding", lambda tensor, data: tensor)
+
+    def fake_ppo_loss(config, model_output, data, dp_group=None):  # what verl's ppo_loss does
+        return losses.get_policy_loss_fn("aspo")(log_prob=model_output["log_probs"])
+
+    monkeypatch.setattr(losses, "ppo_loss", fake_ppo_loss)
+    entropy = torch.rand(2, 3, requires_grad=True)
+    entropy_to_loss.ppo_loss_with_entropy({}, {"log_probs": torch.zeros(2, 3), "entropy": entropy}, data=None)
+    assert torch.equal(seen["entropy"], entropy) and not seen["entropy"].requires_grad
+    seen.clear()
+    losses.get_policy_loss_fn("aspo")(log_prob=None)  # outside the wrapper: untouched call
+    assert "entropy" not in seen

@@ -1,0 +1,93 @@
+"""Bad inputs give one clear line naming the fix, before Ray starts (aspo.preflight, aspo-train)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from aspo.fixtures import data
+from aspo.preflight import PreflightError, preflight
+from aspo.train import register_resolvers
+
+
+def quickstart(*overrides: str):
+    register_resolvers()
+    with initialize_config_module("aspo.configs", version_base=None):
+        cfg = compose("quickstart", overrides=["hardware=cpu", *overrides])
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+def test_quickstart_passes():
+    assert preflight(quickstart()) == []
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["actor_rollout_ref.model.path=/nonexistent/model"], "actor_rollout_ref.model.path=/nonexistent/model does not exist"),
+        (["actor_rollout_ref.actor.policy_loss.loss_mode=nope"], "not a registered policy loss"),
+        (["actor_rollout_ref.rollout.name=vllm"], "rollout.name=vllm needs a CUDA GPU; on CPU use actor_rollout_ref.rollout.name=hf"),
+        (["actor_rollout_ref.model.use_remove_padding=true"], "use_remove_padding=false"),
+        (["actor_rollout_ref.actor.ppo_mini_batch_size=3"], "not a multiple of actor_rollout_ref.actor.ppo_mini_batch_size=3"),
+        (["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=3"], "ppo_micro_batch_size_per_gpu=3 does not divide"),
+        (["data.train_files=/nonexistent.parquet"], "data.train_files: /nonexistent.parquet does not exist"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_key(overrides, fragment):
+    with pytest.raises(PreflightError) as err:
+        preflight(quickstart(*overrides))
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_dataset_columns(tmp_path):
+    bad = tmp_path / "bad.parquet"
+    pd.read_parquet(data.TRAIN_FILE).drop(columns=["reward_model"]).to_parquet(bad)
+    with pytest.raises(PreflightError, match=r"lacks column\(s\) reward_model; verl's RL layout"):
+        preflight(quickstart(f"data.train_files={bad}"))
+
+
+def test_on_policy_aspo_warns_that_it_is_grpo():
+    warnings = preflight(quickstart("actor_rollout_ref.actor.ppo_mini_batch_size=8"))
+    assert len(warnings) == 1 and "exactly GRPO" in warnings[0]
+    assert preflight(quickstart("actor_rollout_ref.actor.ppo_mini_batch_size=8", "actor_rollout_ref.actor.policy_loss.loss_mode=vanilla")) == []
+
+
+def test_entropy_clip_turns_on_entropy_in_the_update():
+    from aspo.train import _apply_derived_settings
+
+    cfg = quickstart("actor_rollout_ref.actor.policy_loss.entropy_clip=true")
+    _apply_derived_settings(cfg)
+    assert cfg.actor_rollout_ref.actor.calculate_entropy is True
+
+
+def test_cli_prints_one_error_line_and_exits_2():
+    proc = subprocess.run(
+        [sys.executable, "-m", "aspo.train", "--config-name", "quickstart", "actor_rollout_ref.actor.policy_loss.loss_mode=nope"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+    assert errors == [line for line in errors if line.startswith("[aspo] ERROR: ")] and len(errors) == 1
+    assert "loss_mode='nope'" in errors[0]
+
+
+def test_cli_cfg_job_prints_composed_config_without_running():
+    proc = subprocess.run(
+        [sys.executable, "-m", "aspo.train", "--config-name", "quickstart", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    cfg = OmegaConf.create(proc.stdout)
+    assert cfg.actor_rollout_ref.actor.policy_loss.loss_mode == "aspo"
+    assert cfg.algorithm.adv_estimator == "grpo"
+    assert "ppo_mini_batch_size" in cfg.actor_rollout_ref.actor  # verl's keys are all there
