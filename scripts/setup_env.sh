@@ -25,6 +25,13 @@ if ! command -v bwrap >/dev/null 2>&1; then
     fi
 fi
 
+# The code sandbox runs programs with the system interpreter (a Python under /root is out of the
+# sandbox's reach): make sure there is one.
+if [ ! -x /usr/bin/python3 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "installing the system python3 (apt) for the code sandbox"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-minimal) >&2
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     log "creating venv $VENV"
     "$PY" -m venv "$VENV"
