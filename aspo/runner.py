@@ -216,7 +216,20 @@ class AspoTrainer(PPOTrainerSync):
     # The first two hooks fit() calls after creating its Tracking, before it logs anything.
     def on_validate_begin(self):
         self._use_appending_file_logger()
+        self._set_hf_sampling_stream("val")
         super().on_validate_begin()
+
+    def on_validate_end(self):
+        super().on_validate_end()
+        self._set_hf_sampling_stream("train")
+
+    def _set_hf_sampling_stream(self, name: str) -> None:
+        # Validation samples from its own stream of the CPU rollout, so that a resumed run (which
+        # skips the validation that preceded its first step) draws the same training samples.
+        if self.config.actor_rollout_ref.rollout.name == "hf":
+            from aspo.cpu.rollout import set_sampling_stream
+
+            set_sampling_stream(name)
 
     def on_train_begin(self):
         self._use_appending_file_logger()

@@ -11,8 +11,10 @@ This module provides the three pieces for ``actor_rollout_ref.rollout.name=hf``:
 
 - ``HFGenerationServer``: holds an fp32 copy of the policy and answers ``generate``. Requests that
   arrive together are batched into one ``model.generate`` call (one request at a time was ~6x
-  slower on CPU). Batches are sorted and seeded from their content and the weight version, so a run
-  replays the same samples after a resume.
+  slower on CPU). Each row samples with its own generator, seeded from (weights version, prompt,
+  how many times this prompt was already asked for under these weights): which requests happen to
+  share a batch (timing, machine load) does not change what is sampled, so a resumed run replays
+  the samples of an uninterrupted one.
 - ``HFServerAdapter``: the worker side; sends the trainer's full tensors to the server.
 - ``HFReplica``: launches one server per trainer rank (tensor parallel size 1).
 """
@@ -73,9 +75,49 @@ def _sampling_key(params: dict[str, Any]) -> tuple:
     )
 
 
-def _batch_seed(base_seed: int, global_steps: Optional[int], prompts: list[list[int]], key: tuple) -> int:
-    digest = hashlib.sha256(repr((base_seed, global_steps, prompts, key)).encode()).digest()
+def _row_seed(base_seed: int, global_steps: Optional[int], prompt: list[int], occurrence: int, key: tuple) -> int:
+    digest = hashlib.sha256(repr((base_seed, global_steps, prompt, occurrence, key)).encode()).digest()
     return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def set_sampling_stream(name: str) -> int:
+    """Point every ``hf`` generation server of this Ray job at sample stream ``name``; returns how many."""
+    from ray.util import list_named_actors
+
+    prefix = f"{ROLLOUT_NAME}_server_"
+    actors = [ray.get_actor(a["name"], namespace=a["namespace"]) for a in list_named_actors(all_namespaces=True) if a["name"].startswith(prefix)]
+    ray.get([a.set_sampling_stream.remote(name) for a in actors])
+    return len(actors)
+
+
+class _PerRowSampler:
+    """A logits processor that turns greedy decoding into sampling with one generator per row.
+
+    Gumbel-max: ``argmax(warped_logits + Gumbel noise)`` is an exact sample from
+    ``softmax(warped_logits)``. Temperature, top-k and top-p are applied here (generate runs with
+    ``do_sample=False``), and each row's noise comes from its own seeded generator, so a row's
+    sample does not depend on the other rows of the batch.
+    """
+
+    def __init__(self, seeds: list[int], temperature: float, top_k: int, top_p: float):
+        from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.temperature = temperature
+        self.warpers = []
+        if top_k > 0:
+            self.warpers.append(TopKLogitsWarper(top_k=top_k))
+        if top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p=top_p))
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        scores = scores.float() / self.temperature
+        for warper in self.warpers:
+            scores = warper(input_ids, scores)
+        vocab = scores.shape[-1]
+        uniform = torch.stack([torch.rand(vocab, generator=g) for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp_(min=1e-20, max=1.0 - 1e-7)))
+        return scores + gumbel
 
 
 class HFGenerationServer:
@@ -113,6 +155,12 @@ class HFGenerationServer:
         self.pad_id = pad if pad is not None else min(self.eos_ids)
 
         self._pending: list[_Request] = []
+        # (stream, prompt, sampling key) -> samples drawn for it under the current weights. Validation
+        # draws from its own stream, so validating between two steps (same weights as the next
+        # rollout) does not shift the training samples: a resumed run, which skips that validation,
+        # samples what the uninterrupted one did.
+        self._occurrences: dict[tuple, int] = {}
+        self._stream = "train"
         self._drainer: Optional[asyncio.Task] = None
         self.batches_run = 0
 
@@ -184,23 +232,28 @@ class HFGenerationServer:
             attention_mask[row, max_len - len(p) :] = 1
         limits = [self._max_new_tokens(len(p), reqs[i].params) for p, i in zip(prompts, order, strict=True)]
 
-        do_sample = temperature > 0
         gen_kwargs: dict[str, Any] = dict(
             max_new_tokens=max(limits),
-            do_sample=do_sample,
+            do_sample=False,  # sampling, when asked for, is done per row by _PerRowSampler
             eos_token_id=sorted(self.eos_ids),
             pad_token_id=self.pad_id,
             return_dict_in_generate=True,
             output_logits=want_logprobs,
             use_cache=True,
         )
-        if do_sample:
-            gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k if top_k > 0 else 0)
-        else:
-            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        gen_kwargs.update(temperature=None, top_p=None, top_k=None)
         if repetition_penalty != 1.0:
             gen_kwargs["repetition_penalty"] = repetition_penalty
-        torch.manual_seed(_batch_seed(self.config.seed + self.replica_rank, self.global_steps, prompts, key))
+        if temperature > 0:
+            seeds = []
+            for p in prompts:
+                slot = (self._stream, tuple(p), key)
+                occurrence = self._occurrences.get(slot, 0)
+                self._occurrences[slot] = occurrence + 1
+                seeds.append(_row_seed(self.config.seed + self.replica_rank, self.global_steps, p, occurrence, key))
+            from transformers import LogitsProcessorList
+
+            gen_kwargs["logits_processor"] = LogitsProcessorList([_PerRowSampler(seeds, temperature, top_k, top_p)])
         out = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, **gen_kwargs)
         self.batches_run += 1
 
@@ -247,10 +300,16 @@ class HFGenerationServer:
             self.model.tie_weights()
         if global_steps is not None:
             self.global_steps = global_steps
+        self._occurrences.clear()  # new weights: sample streams start over
         return len(state_dict)
 
     async def set_global_steps(self, global_steps: int) -> None:
         self.global_steps = global_steps
+        self._occurrences.clear()
+
+    async def set_sampling_stream(self, name: str) -> None:
+        """``"train"`` or ``"val"``: which sample stream the next requests draw from."""
+        self._stream = name
 
     def stats(self) -> dict[str, Any]:
         return {"batches_run": self.batches_run, "threads": self.threads, "global_steps": self.global_steps}

@@ -71,7 +71,9 @@ def test_concurrent_requests_are_batched_and_return_token_outputs(server):
 
 def test_sampling_is_reproducible_for_the_same_weights_version(server):
     prompts = [[1, 5, 6, 7], [1, 8, 9], [1, 10]]
+    asyncio.run(server.set_global_steps(3))
     first = [o.token_ids for o in _generate_all(server, prompts, PARAMS)]
+    asyncio.run(server.set_global_steps(3))
     again = [o.token_ids for o in _generate_all(server, list(reversed(prompts)), PARAMS)]
     assert first == list(reversed(again)), "arrival order must not change the samples"
     asyncio.run(server.set_global_steps(7))
@@ -90,3 +92,41 @@ def test_load_weights_replaces_the_policy_and_rejects_foreign_tensors(server):
     assert outs[0].log_probs[0] == pytest.approx(-torch.log(torch.tensor(float(vocab))).item(), rel=1e-4)
     with pytest.raises(RuntimeError, match="same actor_rollout_ref.model.path"):
         server.load_weights({"not.a.weight": torch.zeros(1)})
+
+
+def test_samples_do_not_depend_on_how_requests_are_batched(server):
+    # Four copies of each prompt (GRPO's n): one batch, or split over two batches as under load.
+    prompts = [[1, 5, 6, 7]] * 4 + [[1, 8, 9]] * 4
+    params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "logprobs": False}
+    asyncio.run(server.set_global_steps(11))
+    together = sorted(map(tuple, (o.token_ids for o in _generate_all(server, prompts, params))))
+    asyncio.run(server.set_global_steps(11))
+    split = [o.token_ids for o in _generate_all(server, prompts[::2], params)]
+    split += [o.token_ids for o in _generate_all(server, prompts[1::2], params)]
+    assert together == sorted(map(tuple, split))
+    # Copies of one prompt draw different streams, and asking again under the same weights draws new ones.
+    again = sorted(map(tuple, (o.token_ids for o in _generate_all(server, prompts, params))))
+    assert again != together
+
+
+def test_per_row_sampler_draws_from_the_warped_softmax():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(4000, 1)
+    sampler = hf_rollout._PerRowSampler(seeds=list(range(4000)), temperature=1.0, top_k=-1, top_p=1.0)
+    picks = sampler(None, logits).argmax(-1)
+    freq = torch.bincount(picks, minlength=4).float() / 4000
+    torch.testing.assert_close(freq, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.03, rtol=0)
+    top2 = hf_rollout._PerRowSampler(seeds=list(range(4000)), temperature=1.0, top_k=2, top_p=1.0)
+    assert set(top2(None, logits).argmax(-1).tolist()) == {0, 1}
+
+
+def test_validation_stream_does_not_shift_training_samples(server):
+    prompts = [[1, 5, 6, 7]] * 3
+    params = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "logprobs": False}
+    asyncio.run(server.set_global_steps(21))
+    train_only = [o.token_ids for o in _generate_all(server, prompts, params)]
+    asyncio.run(server.set_global_steps(21))
+    asyncio.run(server.set_sampling_stream("val"))
+    _generate_all(server, prompts, params)  # validation between weight update and the next rollout
+    asyncio.run(server.set_sampling_stream("train"))
+    after_val = [o.token_ids for o in _generate_all(server, prompts, params)]
+    assert after_val == train_only
