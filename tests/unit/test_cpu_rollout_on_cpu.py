@@ -110,11 +110,11 @@ def test_samples_do_not_depend_on_how_requests_are_batched(server):
 
 
 def test_per_row_sampler_draws_from_the_warped_softmax():
-    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(4000, 1)
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]], dtype=torch.float32)).repeat(4000, 1)
     sampler = hf_rollout._PerRowSampler(seeds=list(range(4000)), temperature=1.0, top_k=-1, top_p=1.0)
     picks = sampler(None, logits).argmax(-1)
     freq = torch.bincount(picks, minlength=4).float() / 4000
-    torch.testing.assert_close(freq, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.03, rtol=0)
+    torch.testing.assert_close(freq, torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=freq.dtype), atol=0.03, rtol=0)
     top2 = hf_rollout._PerRowSampler(seeds=list(range(4000)), temperature=1.0, top_k=2, top_p=1.0)
     assert set(top2(None, logits).argmax(-1).tolist()) == {0, 1}
 

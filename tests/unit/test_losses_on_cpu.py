@@ -15,7 +15,15 @@ from verl.workers.config import ActorConfig
 
 from aspo.config import AspoPolicyLossConfig
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """Hand-computed expectations are checked in float64; restore the default for other modules."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def actor_config(**kw) -> ActorConfig:
