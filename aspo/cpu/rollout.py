@@ -50,6 +50,16 @@ ROLLOUT_NAME = "hf"
 # How long the server waits for more concurrent requests before starting a batch. verl's agent
 # loop workers send a whole step's requests within a few milliseconds of each other.
 BATCH_WINDOW_S = float(os.environ.get("ASPO_HF_BATCH_WINDOW_S", "0.05"))
+# Most requests per ``generate`` call (0: no limit). 1 reproduces one-request-at-a-time serving,
+# ~6x slower on CPU; scripts/bench_cpu_step.py uses it as the "before" of its comparison. Samples do
+# not depend on it (each row has its own seeded generator).
+MAX_BATCH = int(os.environ.get("ASPO_HF_MAX_BATCH", "0"))
+
+
+def _chunks(reqs: list, size: int) -> list[list]:
+    if size <= 0:
+        return [reqs]
+    return [reqs[i : i + size] for i in range(0, len(reqs), size)]
 
 
 def server_actor_name(replica_rank: int) -> str:
@@ -198,7 +208,12 @@ class HFGenerationServer:
             groups: dict[tuple, list[_Request]] = {}
             for req in batch:
                 groups.setdefault(_sampling_key(req.params), []).append(req)
-            for key, reqs in sorted(groups.items(), key=lambda kv: repr(kv[0])):
+            chunks = [
+                (key, chunk)
+                for key, reqs in sorted(groups.items(), key=lambda kv: repr(kv[0]))
+                for chunk in _chunks(reqs, MAX_BATCH)
+            ]
+            for key, reqs in chunks:
                 try:
                     outputs = await asyncio.to_thread(self._generate_batch, key, reqs)
                 except Exception as exc:  # surface the error to every waiting request
