@@ -9,7 +9,8 @@ so every verl key works as an override::
     aspo-train actor_rollout_ref.model.path=Qwen/Qwen2.5-Math-1.5B data.train_files=...  # GPU
 
 The ``hardware`` config group (``cpu`` or ``cuda``) is chosen from the machine unless given
-(``hardware=cpu``). The run itself is verl's: ``verl.trainer.main_ppo.run_ppo`` with
+(``hardware=cpu``), and the paper recipes (``recipes/``) are on the config path, so
+``aspo-train --config-name aspo_math_1p5b`` works (``aspo.cli_args``). The run itself is verl's: ``verl.trainer.main_ppo.run_ppo`` with
 ``aspo.runner.AspoTaskRunner`` (verl's TaskRunner, extended by subclassing).
 """
 
@@ -24,6 +25,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from aspo.checkpoint import CheckpointMismatchError, check_resume_compatible
+from aspo.cli_args import with_defaults
 from aspo.preflight import PreflightError, preflight
 
 _RESOLVER = "aspo_fixture"
@@ -88,12 +90,6 @@ def detect_hardware() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _with_hardware_override(argv: list[str]) -> list[str]:
-    if any(arg.lstrip("+~").startswith("hardware=") for arg in argv):
-        return argv
-    return [*argv, f"hardware={detect_hardware()}"]
 
 
 def _wandb_offline_unless_logged_in() -> None:
@@ -191,7 +187,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     register_resolvers()
-    sys.argv = [sys.argv[0], *_with_hardware_override(sys.argv[1:])]
+    sys.argv = [sys.argv[0], *with_defaults(sys.argv[1:], detect_hardware)]
     _hydra_main()
 
 
