@@ -87,7 +87,7 @@ PANELS = {
     "train reward (critic/score/mean)": ["critic/score/mean"],
     "entropy": ["actor/entropy"],
     "clip fraction": ["actor/pg_clipfrac"],
-    "dual-clip fraction (A>0)": ["actor/pg_dualclipfrac_pos"],
+    "dual-clip fraction (A>0 solid, A<0 dashed)": ["actor/pg_dualclipfrac_pos", "actor/pg_dualclipfrac_neg"],
     "response length": ["response_length/mean"],
 }
 
@@ -101,13 +101,14 @@ def plot_runs(runs: dict[str, Series], out: str | Path) -> Path:
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     for ax, (title, patterns) in zip(axes.flat, PANELS.items(), strict=True):
         drawn = False
-        for name, series in runs.items():
+        for run_index, (name, series) in enumerate(runs.items()):
             for i, pattern in enumerate(patterns):
                 for key in matching(series, pattern)[:1]:
                     steps = sorted(series[key])
-                    style = "-" if i == 0 else "--"
-                    label = name if i == 0 else f"{name} ({key.split('/')[-2]})"
-                    ax.plot(steps, [series[key][s] for s in steps], style, marker="o", markersize=3, label=label)
+                    # One colour per run in every panel; a panel's second metric is dashed.
+                    label = name if len(patterns) == 1 else f"{name} ({key.split('/')[-2 if key.startswith('val') else -1]})"
+                    ax.plot(steps, [series[key][s] for s in steps], "-" if i == 0 else "--", color=f"C{run_index}",
+                            marker="o", markersize=3, label=label)
                     drawn = True
         ax.set_title(title)
         ax.set_xlabel("step")
