@@ -129,6 +129,19 @@ def check_batch_sizes(cfg: DictConfig) -> None:
         raise PreflightError(
             f"data.train_batch_size={prompts} x rollout.n={n} responses cannot be split over {world} trainer ranks"
         )
+    # The old-policy (and reference) log-prob pass splits a whole step's responses per rank.
+    per_rank = prompts * n // world
+    sections = [("rollout", rollout)]
+    if actor.get("use_kl_loss", False):
+        sections.append(("ref", cfg.actor_rollout_ref.ref))
+    for name, section in sections:
+        lp_micro = section.get("log_prob_micro_batch_size_per_gpu")
+        if lp_micro and not section.get("log_prob_use_dynamic_bsz", False) and per_rank % int(lp_micro):
+            raise PreflightError(
+                f"actor_rollout_ref.{name}.log_prob_micro_batch_size_per_gpu={lp_micro} does not divide the "
+                f"{per_rank} responses per rank of a step (data.train_batch_size={prompts} x rollout.n={n}); "
+                f"e.g. log_prob_micro_batch_size_per_gpu={_divisor_near(per_rank, int(lp_micro))}"
+            )
 
 
 def _divisor_near(total: int, wanted: int) -> int:

@@ -18,7 +18,7 @@ from aspo.train import register_resolvers
 def quickstart(*overrides: str):
     register_resolvers()
     with initialize_config_module("aspo.configs", version_base=None):
-        cfg = compose("quickstart", overrides=["hardware=cpu", *overrides])
+        cfg = compose("quickstart_tiny", overrides=["hardware=cpu", *overrides])
     OmegaConf.resolve(cfg)
     return cfg
 
@@ -36,6 +36,8 @@ def test_quickstart_passes():
         (["actor_rollout_ref.model.use_remove_padding=true"], "use_remove_padding=false"),
         (["actor_rollout_ref.actor.ppo_mini_batch_size=3"], "not a multiple of actor_rollout_ref.actor.ppo_mini_batch_size=3"),
         (["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=3"], "ppo_micro_batch_size_per_gpu=3 does not divide"),
+        (["actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=12"], "rollout.log_prob_micro_batch_size_per_gpu=12 does not divide the 32"),
+        (["actor_rollout_ref.actor.use_kl_loss=true", "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=5"], "ref.log_prob_micro_batch_size_per_gpu=5 does not divide"),
         (["data.train_files=/nonexistent.parquet"], "data.train_files: /nonexistent.parquet does not exist"),
     ],
 )
@@ -68,7 +70,7 @@ def test_entropy_clip_turns_on_entropy_in_the_update():
 
 def test_cli_prints_one_error_line_and_exits_2():
     proc = subprocess.run(
-        [sys.executable, "-m", "aspo.train", "--config-name", "quickstart", "actor_rollout_ref.actor.policy_loss.loss_mode=nope"],
+        [sys.executable, "-m", "aspo.train", "--config-name", "quickstart_tiny", "actor_rollout_ref.actor.policy_loss.loss_mode=nope"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -81,7 +83,7 @@ def test_cli_prints_one_error_line_and_exits_2():
 
 def test_cli_cfg_job_prints_composed_config_without_running():
     proc = subprocess.run(
-        [sys.executable, "-m", "aspo.train", "--config-name", "quickstart", "--cfg", "job"],
+        [sys.executable, "-m", "aspo.train", "--config-name", "quickstart_tiny", "--cfg", "job"],
         capture_output=True,
         text=True,
         timeout=300,
