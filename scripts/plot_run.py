@@ -15,7 +15,8 @@ from pathlib import Path
 from aspo.runlog import Series, load_series, matching
 
 PANELS = {
-    "reward": ["critic/score/mean", "val-core/*/acc/mean@*"],
+    # last_number_acc: the arithmetic task's shaped accuracy (right number, boxed or not).
+    "reward": ["critic/score/mean", "val-core/*/acc/mean@*", "val-aux/*/last_number_acc/mean@*"],
     "entropy": ["actor/entropy", "actor/entropy_pos_adv", "actor/entropy_neg_adv"],
     "clip fractions": [
         "actor/pg_clipfrac",

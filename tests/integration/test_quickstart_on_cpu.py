@@ -57,7 +57,7 @@ def _train(run_dir: Path, *overrides: str, env_extra: dict | None = None, check:
         "-m",
         "aspo.train",
         "--config-name",
-        "quickstart",
+        "quickstart_tiny",
         f"trainer.default_local_dir={run_dir}",
         "data.train_max_samples=16",
         "trainer.save_freq=1",

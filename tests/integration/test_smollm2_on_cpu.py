@@ -1,6 +1,7 @@
 """A real pretrained model through the real path: GGUF (pip package) -> cached HF dir -> verl step.
 
-One ASPO step of SmolLM2-135M-Instruct on the arithmetic task, with small settings to stay short.
+One ASPO step of SmolLM2-135M-Instruct on the arithmetic task through the quickstart config (which
+composes the smollm2_arith_cpu recipe), with small settings to stay short.
 """
 
 import importlib.util
@@ -21,7 +22,7 @@ pytestmark = [
 ]
 
 
-def test_one_aspo_step_of_smollm2(tmp_path):
+def test_one_aspo_step_of_the_quickstart_model(tmp_path):
     run_dir = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VERL_FILE_LOGGER", "WANDB_"))}
     env["WANDB_MODE"] = "offline"
@@ -30,7 +31,7 @@ def test_one_aspo_step_of_smollm2(tmp_path):
         "-m",
         "aspo.train",
         "--config-name",
-        "smollm2_arith_cpu",
+        "quickstart",
         f"trainer.default_local_dir={run_dir}",
         "trainer.total_training_steps=1",
         "trainer.val_before_train=false",
