@@ -3,8 +3,8 @@
 A Hydra app over ``configs/`` (``aspo/configs``), composed on top of verl's ``ppo_trainer`` config,
 so every verl key works as an override::
 
-    aspo-train --config-name quickstart                          # CPU quickstart (tiny fixtures)
-    aspo-train --config-name quickstart trainer.total_training_steps=4 trainer.resume_mode=auto
+    aspo-train --config-name quickstart                          # CPU quickstart (SmolLM2, ~6 min)
+    aspo-train --config-name quickstart_tiny trainer.total_training_steps=8   # tiny model; resumes
     aspo-train --config-name quickstart --cfg job                # print the composed config
     aspo-train actor_rollout_ref.model.path=Qwen/Qwen2.5-Math-1.5B data.train_files=...  # GPU
 
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import psutil
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from aspo.checkpoint import CheckpointMismatchError, check_resume_compatible
@@ -110,6 +111,11 @@ def prepare_environment(cfg: DictConfig) -> dict[str, str]:
     os.environ.setdefault("WANDB_DIR", str(run_dir))
     _wandb_offline_unless_logged_in()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # TransferQueue sizes its put/get thread pools at 8 and logs a warning on every call (dozens a
+    # step) where fewer physical cores exist; it clamps to the core count anyway, so ask for that.
+    cores = psutil.cpu_count(logical=False) or 1
+    if cores < 8:
+        os.environ.setdefault("TQ_NUM_THREADS", str(cores))
     if cfg.aspo.hardware == "cpu":
         # verl registers its FSDP engines for devices cuda/npu only; the engine code itself is
         # device-agnostic, so look them up under "cuda" while the platform says "cpu".
@@ -168,7 +174,7 @@ def print_summary(outputs: dict[str, Any]) -> None:
         "[aspo] training finished. Outputs:",
         f"  metrics (JSONL): {outputs['metrics']}",
         f"  checkpoints:     {outputs['checkpoints']}",
-        f"  W&B ({outputs['wandb_mode']}):    {outputs['wandb']}",
+        f"  {'W&B (' + outputs['wandb_mode'] + '):':<17}{outputs['wandb']}",
         f"  plot:            python scripts/plot_run.py {outputs['metrics']}",
         "  resume:          rerun the same command (trainer.resume_mode=auto) with a larger trainer.total_training_steps",
     ]
