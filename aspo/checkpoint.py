@@ -59,6 +59,34 @@ def write_tracker(ckpt_dir: str | Path, step: int) -> None:
     atomic_write_text(Path(ckpt_dir) / TRACKER, str(int(step)))
 
 
+def prune_checkpoints(ckpt_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` ``global_step_*`` folders; returns what was deleted.
+
+    Called only after the tracker names the new checkpoint. verl's own ``max_ckpt_to_keep`` prunes
+    *before* writing the new one, so a crash during that save could leave ``latest`` naming a
+    folder whose weights were already deleted; it also forgets checkpoints of earlier processes.
+    The folder the tracker names is never deleted.
+    """
+    import shutil
+
+    if keep is None or int(keep) <= 0:
+        return []
+    root = Path(ckpt_dir)
+    latest = read_tracker(root)
+    steps = sorted(
+        int(p.name.removeprefix("global_step_"))
+        for p in root.glob("global_step_*")
+        if p.is_dir() and p.name.removeprefix("global_step_").isdigit()
+    )
+    removed = []
+    for step in steps[: max(0, len(steps) - int(keep))]:
+        if step != latest:
+            folder = root / f"global_step_{step}"
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def read_tracker(ckpt_dir: str | Path) -> Optional[int]:
     path = Path(ckpt_dir) / TRACKER
     if not path.exists():

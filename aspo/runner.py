@@ -141,7 +141,7 @@ class AspoTrainer(PPOTrainerSync):
             os.path.join(step_dir, "actor"),
             None if remote_root is None else os.path.join(remote_root, f"global_step_{step}", "actor"),
             step,
-            max_ckpt_to_keep=keep_actor,
+            max_ckpt_to_keep=None,  # pruned below, once the tracker names this step
         )
         if self.use_critic:
             critic = str(Role.Critic)
@@ -149,7 +149,7 @@ class AspoTrainer(PPOTrainerSync):
                 os.path.join(step_dir, critic),
                 None if remote_root is None else os.path.join(remote_root, f"global_step_{step}", critic),
                 step,
-                max_ckpt_to_keep=keep_critic,
+                max_ckpt_to_keep=None,
             )
         local_mkdir_safe(step_dir)
         torch.save(self.train_dataloader.state_dict(), os.path.join(step_dir, "data.pt"))
@@ -163,6 +163,11 @@ class AspoTrainer(PPOTrainerSync):
         async_save = self.config.actor_rollout_ref.actor.get("checkpoint", {}).get("async_save", False)
         if not async_save:  # verl writes no tracker for async saves either; its callback does
             checkpoint.write_tracker(root, step)
+            # Whole step folders are pruned, so keep as many as the most generous setting asks.
+            limits = [keep_actor] + ([keep_critic] if self.use_critic else [])
+            keep = None if any(not k or k <= 0 for k in limits) else max(limits)
+            for folder in checkpoint.prune_checkpoints(root, keep):
+                logger.info("Removed old checkpoint %s (keeping %s)", folder, keep)
         self.checkpoint_callback.on_save(
             trainer=self, global_step=step, checkpoint_dir=step_dir, async_save=async_save
         )

@@ -116,7 +116,7 @@ def run_b(run_a) -> dict:
 @pytest.fixture(scope="module")
 def run_full(workdir) -> dict:
     run_dir = workdir / "uninterrupted"
-    proc = _train(run_dir, "trainer.total_training_steps=4")
+    proc = _train(run_dir, "trainer.total_training_steps=4", "trainer.max_actor_ckpt_to_keep=2")
     return _snapshot(run_dir, proc)
 
 
@@ -203,6 +203,13 @@ def test_resumed_steps_match_uninterrupted_run(run_b, run_full):
         assert resumed[step]["training/epoch"] == full[step]["training/epoch"], step
 
 
+def test_old_checkpoints_are_pruned_after_the_new_one_is_latest(run_full):
+    assert run_full["tracker"] == "4"
+    kept = sorted(p.name for p in run_full["dir"].glob("global_step_*"))
+    assert kept == ["global_step_3", "global_step_4"]
+    assert (run_full["dir"] / "global_step_4" / "actor").is_dir() and (run_full["dir"] / "global_step_3" / "data.pt").is_file()
+
+
 # ---- kill -9 during a save --------------------------------------------------------------------
 
 
@@ -222,7 +229,8 @@ def test_resume_after_kill_redoes_the_lost_step(run_killed, run_after_kill):
 
 
 def test_checkpoint_from_other_config_is_a_clear_error(run_a, run_b):
-    proc = _train(run_a["dir"], "trainer.total_training_steps=6", "data.train_batch_size=4", check=False)
+    # 16 prompts x 4 responses instead of 8 x 4 (64 still divides into log-prob micro-batches of 32)
+    proc = _train(run_a["dir"], "trainer.total_training_steps=6", "data.train_batch_size=16", check=False)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("[aspo] ERROR")]
     assert len(errors) == 1 and "data.train_batch_size" in errors[0] and "resume_mode=disable" in errors[0]

@@ -86,3 +86,29 @@ def test_check_resume_compatible_follows_resume_mode(tmp_path):
         checkpoint.check_resume_compatible(cfg)
     cfg.trainer.resume_mode = "disable"
     assert checkpoint.check_resume_compatible(cfg) is None
+
+
+def _steps(root):
+    return sorted(int(p.name.split("_")[-1]) for p in root.glob("global_step_*") if p.name[-1].isdigit())
+
+
+def test_prune_keeps_the_newest_and_never_the_tracked_one(tmp_path):
+    for step in (2, 4, 6, 8):
+        (tmp_path / f"global_step_{step}" / "actor").mkdir(parents=True)
+    (tmp_path / "global_step_x").mkdir()  # not a step folder: left alone
+    checkpoint.write_tracker(tmp_path, 8)
+    removed = checkpoint.prune_checkpoints(tmp_path, 2)
+    assert sorted(p.name for p in removed) == ["global_step_2", "global_step_4"]
+    assert _steps(tmp_path) == [6, 8] and (tmp_path / "global_step_x").is_dir()
+    # The tracker still naming an older step (a save that died before its switch): that one stays.
+    (tmp_path / "global_step_10").mkdir()
+    checkpoint.write_tracker(tmp_path, 6)
+    checkpoint.prune_checkpoints(tmp_path, 1)
+    assert _steps(tmp_path) == [6, 10]
+
+
+def test_prune_without_a_limit_deletes_nothing(tmp_path):
+    for step in (1, 2):
+        (tmp_path / f"global_step_{step}").mkdir()
+    assert checkpoint.prune_checkpoints(tmp_path, None) == [] and checkpoint.prune_checkpoints(tmp_path, 0) == []
+    assert _steps(tmp_path) == [1, 2]
