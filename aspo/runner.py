@@ -11,8 +11,9 @@ verl's training loop and adds, through verl's own hooks:
 - the JSONL metrics file appended on resume instead of truncated;
 - reproducibility: each step's responses ordered by content, not completion time, before the
   mini-batch split, so a resumed run repeats the updates of an uninterrupted one;
-- ``AspoActorRolloutRefWorker``: gloo + thread count on CPU, entropy passed to the policy loss
-  when the entropy-aware clip is on (``aspo.patches.entropy_to_loss``).
+- ``AspoActorRolloutRefWorker``: gloo + thread count on CPU, an unpinned offload policy for the KL
+  reference model on CPU (``aspo.patches.unpinned_ref_offload``), entropy passed to the policy
+  loss when the entropy-aware clip is on (``aspo.patches.entropy_to_loss``).
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ class AspoActorRolloutRefWorker(ActorRolloutRefWorker):
 
         if get_device_name() == "cpu":
             from aspo.cpu.distributed import init_gloo_process_group, set_torch_threads
+            from aspo.patches import unpinned_ref_offload
 
             set_torch_threads()
             init_gloo_process_group()
+            unpinned_ref_offload.install()  # the KL reference model's offload policy pins memory
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
     def init_model(self):

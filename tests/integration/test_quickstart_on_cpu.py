@@ -234,3 +234,31 @@ def test_checkpoint_from_other_config_is_a_clear_error(run_a, run_b):
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("[aspo] ERROR")]
     assert len(errors) == 1 and "data.train_batch_size" in errors[0] and "resume_mode=disable" in errors[0]
+
+
+# ---- the paper's regularisers on CPU -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_paper_regularisers(workdir) -> dict:
+    """One step with the KL reference model (low_var_kl, as the paper recipes) and the entropy-aware clip."""
+    run_dir = workdir / "kl_entropy_clip"
+    proc = _train(
+        run_dir,
+        "trainer.total_training_steps=1",
+        "trainer.save_freq=-1",
+        "trainer.test_freq=-1",
+        "actor_rollout_ref.actor.use_kl_loss=true",
+        "actor_rollout_ref.actor.kl_loss_type=low_var_kl",
+        "actor_rollout_ref.actor.kl_loss_coef=0.001",
+        "actor_rollout_ref.actor.policy_loss.entropy_clip=true",
+    )
+    return _snapshot(run_dir, proc)
+
+
+def test_kl_reference_model_and_entropy_clip_train_on_cpu(run_paper_regularisers):
+    step = _by_step(run_paper_regularisers["records"])[1]
+    # The reference model equals the actor at step 1: the first mini-batch's KL is 0, later ones are small.
+    assert math.isfinite(step["actor/kl_loss"]) and 0.0 <= step["actor/kl_loss"] < 0.1
+    assert step["actor/kl_coef"] == pytest.approx(0.001)
+    assert math.isfinite(step["actor/pg_loss"]) and "timing_s/ref" in step

@@ -68,3 +68,28 @@ def test_entropy_is_passed_to_the_registered_loss_only_inside_the_wrapper(monkey
     seen.clear()
     losses.get_policy_loss_fn("aspo")(log_prob=None)  # outside the wrapper: untouched call
     assert "entropy" not in seen
+
+
+# ---- aspo.patches.unpinned_ref_offload ----------------------------------------------------------
+
+
+def test_verl_fsdp2_engine_still_pins_the_forward_only_offload_policy_by_module_global():
+    from verl.workers.engine.fsdp import transformer_impl
+
+    src = inspect.getsource(transformer_impl)
+    assert "offload_policy = CPUOffloadPolicy(pin_memory=True)" in src
+    assert "if self.engine_config.offload_policy or self.engine_config.forward_only:" in src
+
+
+def test_unpinned_policy_keeps_the_type_and_drops_pinning(monkeypatch):
+    from torch.distributed.fsdp import CPUOffloadPolicy
+    from verl.workers.engine.fsdp import transformer_impl
+
+    from aspo.patches import unpinned_ref_offload
+
+    monkeypatch.setattr(transformer_impl, "CPUOffloadPolicy", CPUOffloadPolicy)
+    unpinned_ref_offload.install()
+    unpinned_ref_offload.install()  # idempotent: not a subclass of a subclass
+    policy = transformer_impl.CPUOffloadPolicy(pin_memory=True)
+    assert isinstance(policy, CPUOffloadPolicy) and policy.pin_memory is False
+    assert transformer_impl.CPUOffloadPolicy.__mro__[1] is CPUOffloadPolicy
