@@ -61,6 +61,7 @@ def _train(run_dir: Path, *overrides: str, env_extra: dict | None = None, check:
         f"trainer.default_local_dir={run_dir}",
         "data.train_max_samples=16",
         "trainer.save_freq=1",
+        f"trainer.rollout_data_dir={run_dir / 'rollouts'}",  # verl dumps each step's prompts and samples
         *overrides,
     ]
     proc = subprocess.run(cmd, cwd=run_dir.parent, env=env, capture_output=True, text=True, timeout=800)
@@ -187,20 +188,26 @@ def test_resume_at_epoch_boundary_trains_remaining_steps(run_b):
     assert steps[3]["training/epoch"] == 1 and steps[4]["training/epoch"] == 1
 
 
+def _step_prompts(run_dir: Path, step: int) -> list[tuple[str, str]]:
+    rows = [json.loads(line) for line in (run_dir / "rollouts" / f"{step}.jsonl").read_text().splitlines() if line.strip()]
+    return sorted((row["input"], str(row["gts"])) for row in rows)
+
+
 def test_resumed_steps_match_uninterrupted_run(run_b, run_full):
     resumed, full = _by_step(run_b["records"]), _by_step(run_full["records"])
     # Step 1: same weights, same prompts: the CPU rollout samples per row from seeded streams, so
     # the samples (hence score, length and the old-policy entropy) are identical whatever the batching.
     for key in ("critic/score/mean", "response_length/mean", "actor/entropy"):
         assert resumed[1][key] == pytest.approx(full[1][key], rel=1e-6, abs=1e-6), key
-    # Steps 3-4 after the resume: same data, weights restored from the checkpoint. The FSDP update
-    # itself is not bit-reproducible run to run on CPU (step 1's pg_loss already differs by a few
-    # percent with identical samples), so later samples can differ by a response or two out of 32.
     for step in (3, 4):
-        assert resumed[step]["critic/score/mean"] == pytest.approx(full[step]["critic/score/mean"], abs=0.07), step
-        assert resumed[step]["response_length/mean"] == pytest.approx(full[step]["response_length/mean"], abs=1.5), step
-        assert resumed[step]["actor/entropy"] == pytest.approx(full[step]["actor/entropy"], rel=2e-3), step
+        # The dataloader position is restored: the resumed run trains on exactly the same prompts.
+        assert _step_prompts(run_b["dir"], step) == _step_prompts(run_full["dir"], step), step
         assert resumed[step]["training/epoch"] == full[step]["training/epoch"], step
+        # The weights are restored: the old policy's entropy on its samples matches closely. Samples
+        # themselves may differ by a few responses: the FSDP update on CPU is not bit-reproducible
+        # run to run (identical inputs give one of a few pg_loss values), and lr 1e-3 on a random
+        # model amplifies that, so scores are not compared.
+        assert resumed[step]["actor/entropy"] == pytest.approx(full[step]["actor/entropy"], rel=2e-3), step
 
 
 def test_old_checkpoints_are_pruned_after_the_new_one_is_latest(run_full):
