@@ -10,7 +10,8 @@ verl's training loop and adds, through verl's own hooks:
 - metrics: entropy and 20-gram repetition split by advantage sign (``aspo.metrics``);
 - the JSONL metrics file appended on resume instead of truncated;
 - reproducibility: each step's responses ordered by content, not completion time, before the
-  mini-batch split, so a resumed run repeats the updates of an uninterrupted one;
+  mini-batch split, so a resumed run feeds its updates the same mini-batches as an uninterrupted
+  one (the update arithmetic itself is not bit-reproducible on CPU: tests/integration);
 - ``AspoActorRolloutRefWorker``: gloo + thread count on CPU, an unpinned offload policy for the KL
   reference model on CPU (``aspo.patches.unpinned_ref_offload``), entropy passed to the policy
   loss when the entropy-aware clip is on (``aspo.patches.entropy_to_loss``).
@@ -255,8 +256,8 @@ class AspoTrainer(PPOTrainerSync):
         """Order the step's responses by (prompt, response) tokens instead of by completion time.
 
         verl materialises a batch in the order the rollouts finished, which varies from run to run;
-        the mini-batch split follows that order. Sorting by content makes a run (and a resumed run)
-        repeat its updates given the same samples.
+        the mini-batch split follows that order. Sorting by content gives a run (and a resumed run)
+        the same mini-batches given the same samples.
         """
         import transfer_queue as tq
 
