@@ -103,6 +103,23 @@ def check_hardware(cfg: DictConfig) -> None:
         raise PreflightError("actor_rollout_ref.actor.fsdp_config.param_offload=true is a GPU option; set it to false on CPU")
 
 
+def check_old_policy_source(cfg: DictConfig) -> None:
+    """``aspo.reuse_rollout_log_probs`` needs a rollout that returns the actor's log-probs and entropy."""
+    if not cfg.get("aspo", {}).get("reuse_rollout_log_probs", False):
+        return
+    rollout = cfg.actor_rollout_ref.rollout
+    if rollout.name != "hf":
+        raise PreflightError(
+            f"aspo.reuse_rollout_log_probs=true needs the CPU hf rollout (it returns the actor's own log-probs "
+            f"and entropy), not actor_rollout_ref.rollout.name={rollout.name}; set aspo.reuse_rollout_log_probs=false"
+        )
+    if not rollout.get("calculate_log_probs", False):
+        raise PreflightError(
+            "aspo.reuse_rollout_log_probs=true needs actor_rollout_ref.rollout.calculate_log_probs=true "
+            "(or set aspo.reuse_rollout_log_probs=false)"
+        )
+
+
 def check_batch_sizes(cfg: DictConfig) -> None:
     data, actor, rollout = cfg.data, cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout
     prompts, mini, n = int(data.train_batch_size), int(actor.ppo_mini_batch_size), int(rollout.n)
@@ -174,6 +191,7 @@ def preflight(cfg: DictConfig) -> list[str]:
     except ConfigError as err:
         raise PreflightError(str(err)) from err
     check_hardware(cfg)
+    check_old_policy_source(cfg)
     check_model_path(str(cfg.actor_rollout_ref.model.path))
     prompt_key = cfg.data.get("prompt_key", "prompt")
     reward_fn_key = cfg.data.get("reward_fn_key", "data_source")

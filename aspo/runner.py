@@ -108,6 +108,55 @@ class AspoTrainer(PPOTrainerSync):
             buffer.poll_interval = float(interval)
         return buffer
 
+    # ---- old policy ---------------------------------------------------------------------------
+
+    def _compute_old_log_prob(self, batch, metrics):
+        """verl's old-log-prob pass, or (``aspo.reuse_rollout_log_probs``) the rollout's own numbers.
+
+        The CPU ``hf`` rollout samples with the trainer's fp32 weights, synced before every step,
+        and returns each token's log-prob and entropy: a second forward pass over the batch would
+        recompute them (measured KL between the two ~2e-5) for ~15% of the step. Rows without the
+        rollout's entropy (another rollout backend) fall back to verl's pass.
+        """
+        if not self.config.get("aspo", {}).get("reuse_rollout_log_probs", False):
+            return super()._compute_old_log_prob(batch, metrics)
+        import torch
+        import transfer_queue as tq
+
+        from verl.trainer.ppo.core_algos import agg_loss
+        from verl.utils import tensordict_utils as tu
+
+        data = tq.kv_batch_get(
+            keys=batch.keys,
+            partition_id=batch.partition_id,
+            select_fields=["rollout_log_probs", "extra_fields", "response_mask"],
+        )
+        lengths = data["response_mask"].offsets().diff().tolist()
+        extras = tu.get(data, "extra_fields")
+        extras = extras.tolist() if hasattr(extras, "tolist") else list(extras)
+        entropy = [(row or {}).get("rollout_entropy") for row in extras]
+        if any(e is None or len(e) != n for e, n in zip(entropy, lengths, strict=True)):
+            logger.warning("aspo.reuse_rollout_log_probs: the rollout sent no per-token entropy; recomputing")
+            return super()._compute_old_log_prob(batch, metrics)
+        entropy = torch.nested.as_nested_tensor(
+            [torch.tensor(e, dtype=torch.float32) for e in entropy], layout=torch.jagged
+        )
+        fields = data.select("rollout_log_probs", "response_mask")
+        fields["old_log_probs"] = fields.pop("rollout_log_probs")
+        fields["entropy"] = entropy
+        batch = tq.kv_batch_put(
+            keys=batch.keys, partition_id=batch.partition_id, fields=fields.select("old_log_probs", "entropy")
+        )
+        actor = self.config.actor_rollout_ref.actor
+        padded = fields.select("entropy", "response_mask").to_padded_tensor()
+        metrics["actor/entropy"] = agg_loss(
+            loss_mat=padded["entropy"],
+            loss_mask=padded["response_mask"],
+            loss_agg_mode=actor.loss_agg_mode,
+            loss_scale_factor=actor.loss_scale_factor,
+        ).item()
+        return batch
+
     # ---- checkpoints ----------------------------------------------------------------------
 
     def _ckpt_root(self) -> str:

@@ -279,7 +279,11 @@ class HFGenerationServer:
             logits = torch.stack(out.logits, dim=1).float()
             if temperature > 0:
                 logits = logits / temperature
-            logprobs = torch.log_softmax(logits, dim=-1).gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+            log_softmax = torch.log_softmax(logits, dim=-1)
+            logprobs = log_softmax.gather(-1, new_tokens.unsqueeze(-1)).squeeze(-1)
+            # The actor's entropy too (of the same distribution), so the trainer can skip its
+            # old-log-prob forward pass (aspo.reuse_rollout_log_probs).
+            entropy = -(log_softmax.exp() * log_softmax).sum(-1)
 
         results: list[Optional[TokenOutput]] = [None] * len(reqs)
         for row, i in enumerate(order):
@@ -294,7 +298,8 @@ class HFGenerationServer:
                 token_ids=tokens,
                 log_probs=logprobs[row, : len(tokens)].tolist() if logprobs is not None else None,
                 stop_reason=stop,
-                extra_fields={"global_steps": self.global_steps},
+                extra_fields={"global_steps": self.global_steps}
+                | ({"rollout_entropy": entropy[row, : len(tokens)].tolist()} if logprobs is not None else {}),
             )
         return results  # type: ignore[return-value]
 

@@ -217,6 +217,34 @@ def test_old_checkpoints_are_pruned_after_the_new_one_is_latest(run_full):
     assert (run_full["dir"] / "global_step_4" / "actor").is_dir() and (run_full["dir"] / "global_step_3" / "data.pt").is_file()
 
 
+# ---- the old policy: the rollout's numbers vs verl's forward pass -------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_recompute(workdir) -> dict:
+    run_dir = workdir / "recompute"
+    proc = _train(
+        run_dir,
+        "trainer.total_training_steps=1",
+        "trainer.save_freq=-1",
+        "trainer.test_freq=-1",
+        "aspo.reuse_rollout_log_probs=false",
+    )
+    return _snapshot(run_dir, proc)
+
+
+def test_rollout_log_probs_and_entropy_stand_in_for_the_old_policy_pass(run_a, run_recompute):
+    reused, recomputed = _by_step(run_a["records"])[1], _by_step(run_recompute["records"])[1]
+    # Only verl's recompute path compares the two sources; with reuse they are one and the same.
+    assert "training/rollout_probs_diff_max" in recomputed and "training/rollout_probs_diff_max" not in reused
+    assert reused["rollout_corr/kl"] == 0.0
+    assert recomputed["rollout_corr/kl"] == pytest.approx(0.0, abs=1e-5)  # same fp32 weights, other kernels
+    # Same samples, and the rollout's entropy is the trainer's to float precision.
+    assert reused["critic/score/mean"] == recomputed["critic/score/mean"]
+    for key in ("actor/entropy", "actor/entropy_pos_adv", "actor/entropy_neg_adv"):
+        assert reused[key] == pytest.approx(recomputed[key], rel=1e-5), key
+
+
 # ---- kill -9 during a save --------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import re
 
 import pytest
@@ -65,6 +66,9 @@ def test_concurrent_requests_are_batched_and_return_token_outputs(server):
         assert 1 <= len(out.token_ids) <= 8
         assert len(out.log_probs) == len(out.token_ids)
         assert all(lp <= 0 for lp in out.log_probs)
+        # the actor's entropy of each sampled position (aspo.reuse_rollout_log_probs)
+        assert len(out.extra_fields["rollout_entropy"]) == len(out.token_ids)
+        assert all(0 <= e <= math.log(server.model.config.vocab_size) + 1e-4 for e in out.extra_fields["rollout_entropy"])
         assert out.stop_reason in ("completed", "length")
         assert out.extra_fields["global_steps"] == server.global_steps
 
@@ -90,6 +94,7 @@ def test_load_weights_replaces_the_policy_and_rejects_foreign_tensors(server):
     # all-zero weights: uniform logits, greedy picks token 0 and log-prob is -log(vocab)
     vocab = server.model.config.vocab_size
     assert outs[0].log_probs[0] == pytest.approx(-torch.log(torch.tensor(float(vocab))).item(), rel=1e-4)
+    assert outs[0].extra_fields["rollout_entropy"][0] == pytest.approx(math.log(vocab), rel=1e-4)
     with pytest.raises(RuntimeError, match="same actor_rollout_ref.model.path"):
         server.load_weights({"not.a.weight": torch.zeros(1)})
 

@@ -40,6 +40,7 @@ def test_quickstart_passes():
         (["actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=12"], "rollout.log_prob_micro_batch_size_per_gpu=12 does not divide the 32"),
         (["actor_rollout_ref.actor.use_kl_loss=true", "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=5"], "ref.log_prob_micro_batch_size_per_gpu=5 does not divide"),
         (["data.train_files=/nonexistent.parquet"], "data.train_files: /nonexistent.parquet does not exist"),
+        (["actor_rollout_ref.rollout.calculate_log_probs=false"], "reuse_rollout_log_probs=true needs actor_rollout_ref.rollout.calculate_log_probs=true"),
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(overrides, fragment):
@@ -115,3 +116,15 @@ def test_shipped_cpu_configs_compose_and_pass(name):
         # test); stand in the tiny model so this stays a fast composition check.
         cfg.actor_rollout_ref.model.path = ensure_fixtures()["model"]
     assert preflight(cfg) == []
+
+
+def test_reusing_rollout_log_probs_needs_the_hf_rollout():
+    from aspo.preflight import check_old_policy_source
+
+    cfg = quickstart()
+    assert cfg.aspo.reuse_rollout_log_probs is True, "the CPU default"
+    cfg.actor_rollout_ref.rollout.name = "vllm"  # as on a GPU machine with the flag forced on
+    with pytest.raises(PreflightError, match="needs the CPU hf rollout.*set aspo.reuse_rollout_log_probs=false"):
+        check_old_policy_source(cfg)
+    cfg.aspo.reuse_rollout_log_probs = False
+    check_old_policy_source(cfg)
