@@ -14,9 +14,12 @@ Variants (everything else is identical, including the samples: the CPU rollout s
   (``ASPO_CPU_THREADS=1``), one generation request at a time (``ASPO_HF_MAX_BATCH=1``), verl's 8
   TransferQueue storage processes.
 - ``after``: aspo's CPU defaults (``hardware/cpu.yaml``, ``aspo.cpu``): all cores per compute actor,
-  concurrent requests batched into one ``generate``, one storage process.
+  concurrent requests batched into one ``generate``, one storage process, the old policy's
+  log-probs and entropy taken from the rollout (``aspo.reuse_rollout_log_probs``).
+- ``recompute``: ``after`` with verl's old-log-prob forward pass over the batch.
 
     python scripts/bench_cpu_step.py                         # before vs after, 3 steps each
+    python scripts/bench_cpu_step.py --variants before,after,recompute
     python scripts/bench_cpu_step.py --steps 2 --variants after --out /tmp/bench.md
     python scripts/bench_cpu_step.py -- data.max_response_length=32   # extra overrides for every run
 """
@@ -39,9 +42,14 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS: dict[str, dict] = {
     "before": {
         "env": {"ASPO_CPU_THREADS": "1", "ASPO_HF_MAX_BATCH": "1"},
-        "overrides": ["transfer_queue.backend.SimpleStorage.num_data_storage_units=8"],
+        "overrides": [
+            "transfer_queue.backend.SimpleStorage.num_data_storage_units=8",
+            "aspo.reuse_rollout_log_probs=false",
+        ],
     },
     "after": {"env": {}, "overrides": []},
+    # `after` with verl's old-log-prob forward pass back on: what reusing the rollout's numbers saves.
+    "recompute": {"env": {}, "overrides": ["aspo.reuse_rollout_log_probs=false"]},
 }
 
 PHASES = [
@@ -160,9 +168,13 @@ def table(summaries: dict[str, dict]) -> str:
             else:
                 cells.append(f"{v:.1f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    if len(names) == 2:
-        a, b = (summaries[n]["**s/step**"] for n in names)
-        lines.append(f"\n{names[1]} / {names[0]} s/step: {b / a:.2f} ({a / b:.1f}x faster)")
+    # Every variant against the first one (and `after` against `recompute` when both ran).
+    pairs = [(names[0], n) for n in names[1:]]
+    if "after" in names and "recompute" in names and ("recompute", "after") not in pairs:
+        pairs.append(("recompute", "after"))
+    for base, other in pairs:
+        a, b = summaries[base]["**s/step**"], summaries[other]["**s/step**"]
+        lines.append(f"\n{other} / {base} s/step: {b / a:.2f} ({a / b:.2f}x faster)")
     return "\n".join(lines)
 
 
