@@ -96,6 +96,12 @@ def _snapshot(run_dir: Path, proc: subprocess.CompletedProcess | None = None) ->
     }
 
 
+def _one_step(run_dir: Path, *overrides: str) -> dict:
+    """One training step, no checkpoint, no validation."""
+    proc = _train(run_dir, "trainer.total_training_steps=1", "trainer.save_freq=-1", "trainer.test_freq=-1", *overrides)
+    return _snapshot(run_dir, proc)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("quickstart")
@@ -222,15 +228,7 @@ def test_old_checkpoints_are_pruned_after_the_new_one_is_latest(run_full):
 
 @pytest.fixture(scope="module")
 def run_recompute(workdir) -> dict:
-    run_dir = workdir / "recompute"
-    proc = _train(
-        run_dir,
-        "trainer.total_training_steps=1",
-        "trainer.save_freq=-1",
-        "trainer.test_freq=-1",
-        "aspo.reuse_rollout_log_probs=false",
-    )
-    return _snapshot(run_dir, proc)
+    return _one_step(workdir / "recompute", "aspo.reuse_rollout_log_probs=false")
 
 
 def test_rollout_log_probs_and_entropy_stand_in_for_the_old_policy_pass(run_a, run_recompute):
@@ -277,18 +275,13 @@ def test_checkpoint_from_other_config_is_a_clear_error(run_a, run_b):
 @pytest.fixture(scope="module")
 def run_paper_regularisers(workdir) -> dict:
     """One step with the KL reference model (low_var_kl, as the paper recipes) and the entropy-aware clip."""
-    run_dir = workdir / "kl_entropy_clip"
-    proc = _train(
-        run_dir,
-        "trainer.total_training_steps=1",
-        "trainer.save_freq=-1",
-        "trainer.test_freq=-1",
+    return _one_step(
+        workdir / "kl_entropy_clip",
         "actor_rollout_ref.actor.use_kl_loss=true",
         "actor_rollout_ref.actor.kl_loss_type=low_var_kl",
         "actor_rollout_ref.actor.kl_loss_coef=0.001",
         "actor_rollout_ref.actor.policy_loss.entropy_clip=true",
     )
-    return _snapshot(run_dir, proc)
 
 
 def test_kl_reference_model_and_entropy_clip_train_on_cpu(run_paper_regularisers):
