@@ -54,13 +54,28 @@ def test_table_puts_variants_side_by_side_with_the_speed_up():
     text = bench.table(summaries)
     assert "before (steps 2-2)" in text and "after (steps 2-2)" in text
     assert "| **s/step** | 180.0 | 60.0 |" in text
-    assert "3.0x faster" in text
+    assert "after / before s/step: 0.33 (3.00x faster)" in text
+
+
+def test_three_variants_are_each_compared_with_the_first_and_after_with_recompute():
+    bench = _bench()
+    summaries = {
+        name: bench.summarize(_result(name, [s, s], wall=100.0))
+        for name, s in (("before", 240.0), ("after", 60.0), ("recompute", 80.0))
+    }
+    text = bench.table(summaries)
+    assert "| **s/step** | 240.0 | 60.0 | 80.0 |" in text
+    assert "after / before s/step: 0.25 (4.00x faster)" in text
+    assert "recompute / before s/step: 0.33 (3.00x faster)" in text
+    assert "after / recompute s/step: 0.75 (1.33x faster)" in text
 
 
 def test_variants_differ_only_in_the_documented_knobs():
     bench = _bench()
     assert bench.VARIANTS["after"] == {"env": {}, "overrides": []}
     assert set(bench.VARIANTS["before"]["env"]) == {"ASPO_CPU_THREADS", "ASPO_HF_MAX_BATCH"}
+    assert "aspo.reuse_rollout_log_probs=false" in bench.VARIANTS["before"]["overrides"]
+    assert bench.VARIANTS["recompute"] == {"env": {}, "overrides": ["aspo.reuse_rollout_log_probs=false"]}
 
 
 def test_rollout_chunks_requests_by_max_batch():
