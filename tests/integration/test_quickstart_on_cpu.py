@@ -237,10 +237,11 @@ def test_rollout_log_probs_and_entropy_stand_in_for_the_old_policy_pass(run_a, r
     assert "training/rollout_probs_diff_max" in recomputed and "training/rollout_probs_diff_max" not in reused
     assert reused["rollout_corr/kl"] == 0.0
     assert recomputed["rollout_corr/kl"] == pytest.approx(0.0, abs=1e-5)  # same fp32 weights, other kernels
-    # Same samples, and the rollout's entropy is the trainer's to float precision.
+    # Same samples, and the rollout's entropy is the trainer's up to kernel numerics: the rollout
+    # runs rows in left-padded batches whose make-up depends on request timing (seen: up to 7e-5).
     assert reused["critic/score/mean"] == recomputed["critic/score/mean"]
     for key in ("actor/entropy", "actor/entropy_pos_adv", "actor/entropy_neg_adv"):
-        assert reused[key] == pytest.approx(recomputed[key], rel=1e-5), key
+        assert reused[key] == pytest.approx(recomputed[key], rel=5e-4), key
 
 
 # ---- kill -9 during a save --------------------------------------------------------------------
