@@ -11,3 +11,8 @@ import aspo.losses  # noqa: F401  registers every policy loss with verl's regist
 # rollout backend. Both only register names with verl; see aspo/cpu/__init__.py.
 import aspo.cpu.platform  # noqa: E402, F401
 import aspo.cpu.rollout  # noqa: E402, F401
+
+# verl warns once per request about a fallback that is right for text models: keep it once.
+import aspo.log_filters  # noqa: E402
+
+aspo.log_filters.install()
