@@ -26,6 +26,7 @@ import ray
 
 from aspo import checkpoint
 from aspo._verl_compat import check_verl_version
+from aspo.dynamic_sampling import cap_from_config
 
 check_verl_version("aspo.runner")
 
@@ -106,7 +107,22 @@ class AspoTrainer(PPOTrainerSync):
         interval = self.config.get("aspo", {}).get("replay_poll_interval_s", None)
         if interval is not None and hasattr(buffer, "poll_interval"):
             buffer.poll_interval = float(interval)
+        # verl's v1 replay buffer refills filtered groups with no cap: enforce max_num_gen_batches.
+        self._gen_batch_cap = cap_from_config(self.config)
+        if self._gen_batch_cap is not None and getattr(buffer, "refill_fn", None) is not None:
+            buffer.refill_fn = self._gen_batch_cap.wrap(buffer.refill_fn)
+            print(
+                f"[aspo] algorithm.filter_groups.max_num_gen_batches={self._gen_batch_cap.max_num_gen_batches} is "
+                "enforced by aspo's trainer (verl's warning that it is ignored does not apply)",
+                flush=True,
+            )
         return buffer
+
+    def on_sample_begin(self):
+        cap = getattr(self, "_gen_batch_cap", None)
+        if cap is not None:
+            cap.start_step(self.global_steps)
+        super().on_sample_begin()
 
     # ---- old policy ---------------------------------------------------------------------------
 
@@ -296,9 +312,22 @@ class AspoTrainer(PPOTrainerSync):
     # ---- reproducibility --------------------------------------------------------------------
 
     def _balance_batch(self, batch, metrics, logging_prefix="global_seqlen", keep_minibatch=False):
-        return super()._balance_batch(
-            self._content_order(batch), metrics, logging_prefix=logging_prefix, keep_minibatch=keep_minibatch
-        )
+        batch = self._content_order(batch)
+        if self.config.trainer.get("balance_batch", True):
+            return super()._balance_batch(batch, metrics, logging_prefix=logging_prefix, keep_minibatch=keep_minibatch)
+        return self._pad_batch_for_dispatch(batch)
+
+    def _pad_batch_for_dispatch(self, batch):
+        """``trainer.balance_batch=false``: keep the order (verl's v1 trainer always balanced, ignoring the
+        key), only pad the batch to a size the data-parallel dispatch can split, as verl's balancing does."""
+        from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
+
+        worker_group = self.actor_rollout_wg
+        if "actor" not in worker_group._dispatch_info:
+            worker_group._dispatch_info["actor"] = worker_group._query_dispatch_info("actor")
+        dp_size = max(worker_group._dispatch_info["actor"]) + 1
+        multiple = self._get_required_batch_multiple(dp_size)
+        return upsample_batch_to_divisible_size(batch, multiple, self.tokenizer.eos_token_id)
 
     @staticmethod
     def _content_order(batch):

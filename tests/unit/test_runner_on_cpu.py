@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 
+import pytest
+
 from verl.trainer.main_ppo import TaskRunnerV1
 from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 from verl.utils.tracking import FileLogger
@@ -50,3 +52,53 @@ def test_replay_buffer_still_sleeps_poll_interval_between_polls():
     from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 
     assert "time.sleep(self.poll_interval)" in inspect.getsource(ReplayBuffer._wait_for_next_poll)
+
+
+def test_verl_v1_still_ignores_trainer_balance_batch():
+    # AspoTrainer._balance_batch honours trainer.balance_batch=false; drop that once verl reads the key.
+    from pathlib import Path
+
+    import verl.trainer.ppo.v1 as v1
+
+    assert "balance_batch" not in "".join(
+        p.read_text().replace("_balance_batch", "") for p in Path(v1.__file__).parent.glob("*.py")
+    )
+    src = inspect.getsource(PPOTrainer._balance_batch)
+    for piece in ("upsample_batch_to_divisible_size(batch, batch_multiple", "self._get_required_batch_multiple(dp_size)",
+                  "worker_group._dispatch_info[role]", "batch.reorder("):
+        assert piece in src
+
+
+def _trainer_for_balance(balance: bool):
+    from omegaconf import OmegaConf
+
+    from aspo.runner import AspoTrainer
+
+    trainer = object.__new__(AspoTrainer)
+    trainer.config = OmegaConf.create({"trainer": {"balance_batch": balance}})
+    trainer._content_order = lambda batch: batch + ["content-ordered"]
+    return trainer
+
+
+def test_balance_batch_false_keeps_content_order_and_only_pads(monkeypatch):
+    import verl.trainer.ppo.padding_utils as padding_utils
+
+    class WorkerGroup:
+        _dispatch_info = {}
+
+        def _query_dispatch_info(self, role):
+            return [0, 1, 0, 1]  # dp size 2
+
+    trainer = _trainer_for_balance(False)
+    trainer.actor_rollout_wg = WorkerGroup()
+    trainer.tokenizer = type("T", (), {"eos_token_id": 5})()
+    trainer._get_required_batch_multiple = lambda dp: 4 * dp
+    monkeypatch.setattr(PPOTrainer, "_balance_batch", lambda *a, **k: pytest.fail("balanced despite balance_batch=false"))
+    monkeypatch.setattr(padding_utils, "upsample_batch_to_divisible_size", lambda b, m, eos: (b, m, eos))
+    assert trainer._balance_batch(["b"], metrics={}) == (["b", "content-ordered"], 8, 5)
+
+
+def test_balance_batch_true_is_verls(monkeypatch):
+    trainer = _trainer_for_balance(True)
+    monkeypatch.setattr(PPOTrainer, "_balance_batch", lambda self, batch, metrics, **k: ("verl", batch))
+    assert trainer._balance_batch(["b"], metrics={}) == ("verl", ["b", "content-ordered"])
