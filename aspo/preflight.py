@@ -103,6 +103,50 @@ def check_hardware(cfg: DictConfig) -> None:
         raise PreflightError("actor_rollout_ref.actor.fsdp_config.param_offload=true is a GPU option; set it to false on CPU")
 
 
+FLASH_ATTN_PIN = "flash-attn==2.8.3"  # what verl 0.9.1's fsdp extra pins
+
+
+def attention_implementation(cfg: DictConfig) -> str:
+    """The attention the actor loads with: verl's model config defaults to flash_attention_2."""
+    override = cfg.actor_rollout_ref.model.get("override_config", None) or {}
+    return str(override.get("attn_implementation", "flash_attention_2"))
+
+
+def _flash_attn_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("flash_attn") is not None
+
+
+def check_attention(cfg: DictConfig) -> None:
+    """On GPUs the trainer's attention kernel must be installed, and Ulysses needs flash attention.
+
+    verl 0.9.1 loads every model with ``flash_attention_2`` unless told otherwise; without the
+    flash-attn package that load fails on every rank after a few minutes of start-up.
+    """
+    if cfg.aspo.hardware == "cpu":
+        return  # hardware/cpu.yaml sets sdpa; check_hardware refuses the GPU-only options there
+    attn = attention_implementation(cfg)
+    if attn == "flash_attention_2" and not _flash_attn_installed():
+        raise PreflightError(
+            "actor_rollout_ref.model.override_config.attn_implementation=flash_attention_2 (verl's default) needs "
+            f"the flash-attn package, which is not installed: `pip install --no-build-isolation {FLASH_ATTN_PIN}` "
+            "(scripts/setup_env.sh does it on a GPU machine), or train with "
+            "actor_rollout_ref.model.override_config.attn_implementation=sdpa"
+        )
+    actor = cfg.actor_rollout_ref.actor
+    ulysses = max(
+        int(actor.get("ulysses_sequence_parallel_size", 1) or 1),
+        int(actor.get("fsdp_config", {}).get("ulysses_sequence_parallel_size", 1) or 1),
+    )
+    if ulysses > 1 and attn != "flash_attention_2":
+        raise PreflightError(
+            f"Ulysses sequence parallelism (ulysses_sequence_parallel_size={ulysses}) needs "
+            f"attn_implementation=flash_attention_2, not {attn}: verl splits attention by patching flash attention; "
+            "install flash-attn or set actor_rollout_ref.actor.ulysses_sequence_parallel_size=1"
+        )
+
+
 def check_old_policy_source(cfg: DictConfig) -> None:
     """``aspo.reuse_rollout_log_probs`` needs a rollout that returns the actor's log-probs and entropy."""
     if not cfg.get("aspo", {}).get("reuse_rollout_log_probs", False):
@@ -191,6 +235,7 @@ def preflight(cfg: DictConfig) -> list[str]:
     except ConfigError as err:
         raise PreflightError(str(err)) from err
     check_hardware(cfg)
+    check_attention(cfg)
     check_old_policy_source(cfg)
     check_model_path(str(cfg.actor_rollout_ref.model.path))
     prompt_key = cfg.data.get("prompt_key", "prompt")

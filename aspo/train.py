@@ -49,6 +49,13 @@ def _gpu_count() -> int:
     return max(1, torch.cuda.device_count())
 
 
+def _per_rank(total: int, gpus_per_node: int, nnodes: int = 1) -> int:
+    """``${aspo_per_rank:N,${trainer.n_gpus_per_node},${trainer.nnodes}}``: a micro-batch of N responses on
+    one rank, split over the trainer ranks (at least 1), so that a config sized for one CPU rank (the
+    quickstart) still divides its responses per rank on 2, 4 or 8 GPUs."""
+    return max(1, int(total) // max(1, int(gpus_per_node) * int(nnodes)))
+
+
 def _arith_path(split: str, level: int = 2, n_train: int = 256, n_val: int = 64, seed: int = 0) -> str:
     """``${aspo_arith:train|val[,level,n_train,n_val,seed]}``: the seeded arithmetic task's parquet."""
     import hashlib
@@ -85,6 +92,8 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver(_RESOLVER, _fixture_path)
     if not OmegaConf.has_resolver("aspo_gpus"):
         OmegaConf.register_new_resolver("aspo_gpus", _gpu_count)
+    if not OmegaConf.has_resolver("aspo_per_rank"):
+        OmegaConf.register_new_resolver("aspo_per_rank", _per_rank)
 
 
 def detect_hardware() -> str:

@@ -46,6 +46,20 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
         log "CUDA GPU found: installing the gpu extra (vLLM)"
         python -m pip install -q -e "$ROOT[gpu,dev]" >&2
+        # The trainer's attention (verl loads models with flash_attention_2; padding removal and
+        # Ulysses use it). Not in the extra: it builds against the installed torch, so it needs
+        # --no-build-isolation, and it compiles from source (a long build) where no prebuilt wheel
+        # matches. ASPO_FLASH_ATTN=0 skips it: then train with
+        # actor_rollout_ref.model.override_config.attn_implementation=sdpa (preflight says so).
+        if [ "${ASPO_FLASH_ATTN:-1}" != 0 ]; then
+            log "installing flash-attn==2.8.3 (verl's pin; may compile for a long time; ASPO_FLASH_ATTN=0 skips it)"
+            if ! python -m pip install -q --no-build-isolation "flash-attn==2.8.3" >&2; then
+                echo "[aspo-setup] flash-attn==2.8.3 failed to install (it needs nvcc matching torch's CUDA 13)." \
+                     "Fix the build, or rerun with ASPO_FLASH_ATTN=0 and train with" \
+                     "actor_rollout_ref.model.override_config.attn_implementation=sdpa" >&2
+                exit 1
+            fi
+        fi
     else
         # The CPU wheel. Plain `torch` would pull several GB of CUDA libraries.
         log "no GPU: installing torch==2.13.0 (CPU wheel)"

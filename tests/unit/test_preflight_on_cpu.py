@@ -128,3 +128,64 @@ def test_reusing_rollout_log_probs_needs_the_hf_rollout():
         check_old_policy_source(cfg)
     cfg.aspo.reuse_rollout_log_probs = False
     check_old_policy_source(cfg)
+
+
+def _on_gpus(monkeypatch, name: str, gpus: int, *overrides: str, flash_attn: bool = True):
+    """``name`` composed for hardware=cuda on a node of ``gpus`` GPUs, with torch pretending to see them."""
+    import torch
+
+    import aspo.preflight as pf
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(pf, "_flash_attn_installed", lambda: flash_attn)
+    register_resolvers()
+    with initialize_config_module("aspo.configs", version_base=None):
+        cfg = compose(name, overrides=["hardware=cuda", f"trainer.n_gpus_per_node={gpus}", *overrides])
+    OmegaConf.resolve(cfg)
+    if is_gguf_spec(str(cfg.actor_rollout_ref.model.path)):
+        cfg.actor_rollout_ref.model.path = ensure_fixtures()["model"]
+    return cfg
+
+
+@pytest.mark.parametrize("gpus", [1, 2, 4, 8])
+@pytest.mark.parametrize("name", ["quickstart", "quickstart_tiny"])
+def test_quickstart_sizes_its_micro_batches_from_the_gpu_count(monkeypatch, name, gpus):
+    # The README says the quickstart command also runs on a GPU machine: its micro-batches (sized for
+    # one CPU rank) must divide the responses per rank on 2, 4 and 8 GPUs too.
+    cfg = _on_gpus(monkeypatch, name, gpus)
+    assert cfg.actor_rollout_ref.rollout.name == "vllm"
+    assert preflight(cfg) == []
+    assert cfg.actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu == max(1, 8 // gpus)
+
+
+def test_gpu_runs_need_flash_attn_or_sdpa(monkeypatch):
+    cfg = _on_gpus(monkeypatch, "quickstart_tiny", 1, flash_attn=False)
+    assert cfg.actor_rollout_ref.model.override_config.attn_implementation == "flash_attention_2"
+    with pytest.raises(PreflightError, match=r"needs the flash-attn package.*pip install --no-build-isolation flash-attn==2.8.3.*attn_implementation=sdpa"):
+        preflight(cfg)
+    cfg = _on_gpus(monkeypatch, "quickstart_tiny", 1, "actor_rollout_ref.model.override_config.attn_implementation=sdpa", flash_attn=False)
+    assert preflight(cfg) == []
+
+
+def test_ulysses_needs_flash_attention(monkeypatch):
+    cfg = _on_gpus(monkeypatch, "quickstart_tiny", 2, "actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+                   "actor_rollout_ref.actor.ulysses_sequence_parallel_size=2")
+    with pytest.raises(PreflightError, match="Ulysses sequence parallelism .* needs attn_implementation=flash_attention_2"):
+        preflight(cfg)
+
+
+def test_verl_still_defaults_to_flash_attention_2():
+    # hardware/cuda.yaml states verl's default; if verl changes it, revisit the GPU install.
+    import inspect
+
+    from verl.workers.config.model import HFModelConfig
+
+    assert 'self.override_config.get("attn_implementation", "flash_attention_2")' in inspect.getsource(HFModelConfig)
+
+
+def test_gpu_install_brings_the_attention_the_gpu_config_loads():
+    from pathlib import Path
+
+    setup = (Path(__file__).resolve().parents[2] / "scripts" / "setup_env.sh").read_text()
+    gpu_branch = setup[setup.index("CUDA GPU found"): setup.index("else", setup.index("CUDA GPU found"))]
+    assert "--no-build-isolation \"flash-attn==2.8.3\"" in gpu_branch
