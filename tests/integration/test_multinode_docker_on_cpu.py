@@ -4,7 +4,9 @@ GPU build-time nvidia-smi stand-in satisfies its GPU detection, and the build co
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import re
 import subprocess
 from pathlib import Path
@@ -65,3 +67,34 @@ def test_gpu_build_stand_in_satisfies_setup_env_gpu_detection(tmp_path):
     probe = subprocess.run(["bash", "-c", f"if {detection.group(1)}; then echo gpu; else echo cpu; fi"],
                            env=env, capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "gpu"
+
+
+def _gpu_torch_pin() -> str:
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
+    return next(req.split("==")[1] for req in extra if req.startswith("torch=="))
+
+
+def test_gpu_image_cuda_major_matches_the_gpu_torch(tmp_path):
+    """The image's CUDA must be the one the pinned torch wheel was built for (flash-attn's build checks it).
+
+    Reads the torch wheel's metadata from the package index (pip resolves it without downloading the
+    wheel), so a new pin is checked against what PyPI really serves."""
+    pin = _gpu_torch_pin()
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet",
+         "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.12",
+         "--target", str(tmp_path / "t"), "--report", str(report), f"torch=={pin}"],
+        capture_output=True, text=True, timeout=300,
+    )
+    if proc.returncode != 0 and re.search(r"Could not fetch|NewConnectionError|Network is unreachable|ProxyError", proc.stderr):
+        pytest.skip(f"package index unreachable: {proc.stderr[-300:]}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    requires = json.loads(report.read_text())["install"][0]["metadata"].get("requires_dist", [])
+    majors = {m for req in requires for m in re.findall(r"(?:-cu|cuda-toolkit\S*==)(\d+)", req)}
+    assert len(majors) == 1, requires
+    base = next(arg for op, arg in _instructions(DOCKERFILES["gpu"]) if op == "FROM")
+    image_major = re.match(r"nvidia/cuda:(\d+)\.", base).group(1)
+    assert image_major == majors.pop(), f"{base} vs torch=={pin} built for CUDA {requires}"
