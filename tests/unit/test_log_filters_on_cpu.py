@@ -46,3 +46,13 @@ def test_import_verl_installs_the_filter_and_repeats_are_dropped():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stderr.count("No model-specific Continuous Token builder") == 1, out.stderr[-2000:]
+
+
+def test_optional_engine_backend_warnings_are_hidden():
+    code = "import warnings, verl\nimport verl.workers.engine\n"
+    out = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "engine is not available" not in out.stderr, out.stderr[-2000:]
+    from verl.workers import engine
+
+    assert "engine is not available: {e!r}" in inspect.getsource(engine)  # verl still warns this way
