@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "entropy_quantile": 0.8,
     "high_entropy_clip_ratio_low": 0.4,
     "high_entropy_clip_ratio_high": 0.4,
+    "diagnostics": True,
 }
 
 _POLICY_LOSS_KEY = "actor_rollout_ref.actor.policy_loss"
@@ -50,6 +51,8 @@ class AspoPolicyLossConfig(PolicyLossConfig):
             the others keep ``clip_ratio_low/high``. Needs the per-token entropy in the loss.
         entropy_quantile: per-response quantile that separates high- from low-entropy tokens.
         high_entropy_clip_ratio_low / high_entropy_clip_ratio_high: eps for high-entropy tokens.
+        diagnostics: per-micro-batch NLL-by-sign, gradient-share and credit-allocation metrics of
+            whatever loss runs (``aspo.loss_diagnostics``); cheap, on by default.
     """
 
     spo_lambda: float = DEFAULTS["spo_lambda"]
@@ -57,6 +60,7 @@ class AspoPolicyLossConfig(PolicyLossConfig):
     entropy_quantile: float = DEFAULTS["entropy_quantile"]
     high_entropy_clip_ratio_low: float = DEFAULTS["high_entropy_clip_ratio_low"]
     high_entropy_clip_ratio_high: float = DEFAULTS["high_entropy_clip_ratio_high"]
+    diagnostics: bool = DEFAULTS["diagnostics"]
 
     def __post_init__(self):
         super_post_init = getattr(super(), "__post_init__", None)

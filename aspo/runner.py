@@ -58,7 +58,10 @@ class AspoActorRolloutRefWorker(ActorRolloutRefWorker):
     def init_model(self):
         super().init_model()
         if self.actor is not None and not self.distillation_enabled:
-            from aspo.patches import entropy_to_loss
+            from aspo.patches import entropy_to_loss, loss_diagnostics
+
+            if loss_diagnostics.diagnostics_enabled(getattr(self.loss_fn, "keywords", {}).get("config")):
+                loss_diagnostics.install()  # before entropy_to_loss, which wraps the same lookup
 
             loss_fn = entropy_to_loss.loss_fn_for(self.loss_fn)
             if loss_fn is not None:  # entropy-aware clip on: the loss gets entropy=

@@ -45,7 +45,9 @@ EVERY_STEP = [
     "timing_s/step",
 ]
 # Present when the step has responses of that advantage sign (always, with format_score partial credit).
-BY_SIGN = ["actor/entropy_pos_adv", "actor/entropy_neg_adv", "response/repetition_20gram_pos_adv", "response/repetition_20gram_neg_adv"]
+BY_SIGN = ["actor/entropy_pos_adv", "actor/entropy_neg_adv", "response/repetition_20gram_pos_adv", "response/repetition_20gram_neg_adv",
+           # aspo.loss_diagnostics, from the update's micro-batches
+           "actor/nll_pos_adv", "actor/nll_neg_adv", "actor/nll_ratio_neg_pos", "actor/pg_grad_share_pos", "actor/pg_grad_share_neg"]
 
 
 def _train(run_dir: Path, *overrides: str, env_extra: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -151,6 +153,9 @@ def test_quickstart_logs_every_metric_finite(run_a):
         assert not missing, f"step {step} lacks {missing}"
         bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
         assert not bad, f"step {step} has non-finite metrics {bad}"
+        credit = {k: v for k, v in metrics.items() if k.startswith("actor/credit_w_")}
+        assert any("_pos_" in k for k in credit) and any("_neg_" in k for k in credit), f"step {step}: {credit}"
+        assert metrics["actor/pg_grad_share_pos"] + metrics["actor/pg_grad_share_neg"] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_quickstart_rewards_vary_and_updates_are_off_policy(run_a):
