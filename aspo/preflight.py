@@ -164,6 +164,48 @@ def check_old_policy_source(cfg: DictConfig) -> None:
         )
 
 
+# Losses whose gradient needs no behaviour log-probs (ASymPO, SPO: made for asynchronous RL).
+BEHAVIOUR_FREE_LOSSES = ("asympo", "spo")
+
+
+def check_behaviour_log_probs(cfg: DictConfig) -> list[str]:
+    """Asynchronous modes: ratio-based losses must be anchored to the policy that sampled the data.
+
+    In ``colocate_async``/``separate_async`` a step trains on responses sampled by older policies.
+    verl's default old-log-prob pass recomputes ``old_log_prob`` under the current (or the cycle's
+    first) policy, which never sampled them: the clip and the importance ratio then measure the
+    wrong distance, silently. Behaviour log-probs come from the rollout (``bypass_mode``), or the
+    gap is corrected by rollout importance weights (decoupled PPO, ``rollout_is``). ASymPO and SPO
+    need none; for them the pass is only wasted work (warning).
+    """
+    mode = cfg.trainer.get("v1", {}).get("trainer_mode", "sync")
+    if mode == "sync":
+        return []
+    loss_mode = cfg.actor_rollout_ref.actor.policy_loss.loss_mode
+    corr = cfg.algorithm.get("rollout_correction", None) or {}
+    bypass, rollout_is = bool(corr.get("bypass_mode", False)), corr.get("rollout_is", None)
+    if loss_mode in BEHAVIOUR_FREE_LOSSES:
+        if bypass:
+            return []
+        return [
+            f"loss_mode={loss_mode} uses no behaviour log-probs, but trainer.v1.trainer_mode={mode} still runs the "
+            "old-log-prob pass for it; algorithm.rollout_correction.bypass_mode=true skips that work"
+        ]
+    if not (bypass or rollout_is):
+        raise PreflightError(
+            f"trainer.v1.trainer_mode={mode} trains on responses sampled by older policies, but loss_mode={loss_mode} "
+            "would anchor its ratio to old log-probs recomputed under a policy that never sampled them: set "
+            "algorithm.rollout_correction.bypass_mode=true (old_log_prob = the rollout's behaviour log-probs), or "
+            "algorithm.rollout_correction.rollout_is=token (decoupled PPO), or use loss_mode=asympo|spo (need none)"
+        )
+    if not cfg.actor_rollout_ref.rollout.get("calculate_log_probs", False):
+        raise PreflightError(
+            f"trainer.v1.trainer_mode={mode} with loss_mode={loss_mode} needs the rollout's behaviour log-probs: "
+            "set actor_rollout_ref.rollout.calculate_log_probs=true"
+        )
+    return []
+
+
 def check_batch_sizes(cfg: DictConfig) -> None:
     data, actor, rollout = cfg.data, cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout
     prompts, mini, n = int(data.train_batch_size), int(actor.ppo_mini_batch_size), int(rollout.n)
@@ -243,7 +285,7 @@ def preflight(cfg: DictConfig) -> list[str]:
     check_dataset("data.train_files", _files(cfg.data.train_files), prompt_key, reward_fn_key)
     check_dataset("data.val_files", _files(cfg.data.val_files), prompt_key, reward_fn_key)
     check_batch_sizes(cfg)
-    warnings = []
+    warnings = check_behaviour_log_probs(cfg)
     on_policy = on_policy_warning(cfg)
     if on_policy:
         warnings.append(on_policy)

@@ -189,3 +189,29 @@ def test_gpu_install_brings_the_attention_the_gpu_config_loads():
     setup = (Path(__file__).resolve().parents[2] / "scripts" / "setup_env.sh").read_text()
     gpu_branch = setup[setup.index("CUDA GPU found"): setup.index("else", setup.index("CUDA GPU found"))]
     assert "--no-build-isolation \"flash-attn==2.8.3\"" in gpu_branch
+
+
+@pytest.mark.parametrize("mode", ["colocate_async", "separate_async"])
+@pytest.mark.parametrize("loss", ["aspo", "no_is", "vanilla"])
+def test_async_ratio_losses_need_behaviour_log_probs(mode, loss):
+    from aspo.preflight import check_behaviour_log_probs
+
+    base = [f"trainer.v1.trainer_mode={mode}", f"actor_rollout_ref.actor.policy_loss.loss_mode={loss}"]
+    with pytest.raises(PreflightError, match=rf"trainer_mode={mode} .*loss_mode={loss} would anchor .*bypass_mode=true"):
+        check_behaviour_log_probs(quickstart(*base))
+    assert check_behaviour_log_probs(quickstart(*base, "algorithm.rollout_correction.bypass_mode=true")) == []
+    assert check_behaviour_log_probs(quickstart(*base, "algorithm.rollout_correction.rollout_is=token")) == []
+    with pytest.raises(PreflightError, match="calculate_log_probs=true"):
+        check_behaviour_log_probs(quickstart(*base, "algorithm.rollout_correction.bypass_mode=true",
+                                             "actor_rollout_ref.rollout.calculate_log_probs=false"))
+
+
+@pytest.mark.parametrize("loss", ["asympo", "spo"])
+def test_async_behaviour_free_losses_take_none(loss):
+    from aspo.preflight import check_behaviour_log_probs
+
+    base = ["trainer.v1.trainer_mode=colocate_async", f"actor_rollout_ref.actor.policy_loss.loss_mode={loss}"]
+    (warning,) = check_behaviour_log_probs(quickstart(*base))
+    assert "bypass_mode=true skips" in warning
+    assert check_behaviour_log_probs(quickstart(*base, "algorithm.rollout_correction.bypass_mode=true")) == []
+    assert check_behaviour_log_probs(quickstart("actor_rollout_ref.actor.policy_loss.loss_mode=aspo")) == []  # sync
