@@ -1,8 +1,9 @@
 """verl's TaskRunner, trainer and worker, each extended by subclassing (no fork of verl).
 
 ``aspo.train`` hands ``AspoTaskRunner`` to verl's own ``run_ppo`` (the documented way for recipes
-to change the TaskRunner). The runner builds ``AspoTrainer``, a ``PPOTrainerSync`` that keeps
-verl's training loop and adds, through verl's own hooks:
+to change the TaskRunner). The runner builds verl's trainer of ``trainer.v1.trainer_mode`` with
+``AspoTrainerMixin`` in front (``AspoTrainer`` for sync), which keeps verl's training loop and adds,
+through verl's own hooks:
 
 - checkpoints: atomic ``latest`` tracker, run fingerprint, W&B run id saved next to them
   (``aspo.checkpoint``). Resuming exactly at an epoch boundary needs nothing extra in verl 0.9.1's
@@ -91,8 +92,14 @@ class AppendingFileLogger:
 FAULT_KILL_DURING_SAVE = "ASPO_FAULT_KILL_DURING_SAVE"
 
 
-class AspoTrainer(PPOTrainerSync):
-    """verl's synchronous PPO trainer with aspo's checkpoint, logging and metric additions."""
+class AspoTrainerMixin:
+    """aspo's checkpoint, logging, metric and old-policy additions, for any of verl's v1 trainers.
+
+    Written once and composed with verl's trainer of each ``trainer.v1.trainer_mode`` (``sync``,
+    ``colocate_async``, ``separate_async``; ``trainer_class``): every override calls ``super()``
+    (or replicates a method verl's modes share, ``_save_checkpoint``), so the mode's own behaviour
+    stays verl's.
+    """
 
     _metrics_path: str | None = None
 
@@ -126,6 +133,17 @@ class AspoTrainer(PPOTrainerSync):
         if cap is not None:
             cap.start_step(self.global_steps)
         super().on_sample_begin()
+
+    def get_llm_client(self):
+        client = super().get_llm_client()
+        from verl.workers.rollout.llm_server import FullyAsyncLLMServerClient
+
+        if type(client) is FullyAsyncLLMServerClient and self.config.actor_rollout_ref.rollout.name == "hf":
+            # Partial rollouts (async modes) would drop the hf rollout's entropy between attempts.
+            from aspo.cpu.async_client import EntropyKeepingAsyncClient
+
+            client = self.llm_server_manager.get_client(client_cls=EntropyKeepingAsyncClient)
+        return client
 
     # ---- old policy ---------------------------------------------------------------------------
 
@@ -189,7 +207,7 @@ class AspoTrainer(PPOTrainerSync):
         super()._load_checkpoint()
 
     def _save_checkpoint(self):
-        """verl's ``_save_checkpoint`` (sync mode), with a fingerprint and an atomic tracker switch.
+        """verl's ``_save_checkpoint`` (shared by every v1 mode), with a fingerprint and an atomic tracker switch.
 
         Order matters: every file of step N is written before the tracker names N, and the tracker
         is replaced atomically, so a kill at any point leaves the previous checkpoint as latest.
@@ -377,23 +395,36 @@ class AspoTrainer(PPOTrainerSync):
         return out
 
 
+class AspoTrainer(AspoTrainerMixin, PPOTrainerSync):
+    """verl's synchronous PPO trainer with aspo's additions (``trainer.v1.trainer_mode=sync``)."""
+
+
+_TRAINER_CLASSES: dict[str, type] = {"sync": AspoTrainer}
+
+
+def trainer_class(mode: str) -> type:
+    """verl's trainer for ``trainer.v1.trainer_mode=mode`` with ``AspoTrainerMixin`` in front."""
+    if mode not in _TRAINER_CLASSES:
+        from verl.trainer.ppo.v1 import get_trainer_cls
+
+        base = get_trainer_cls(mode)
+        _TRAINER_CLASSES[mode] = type(
+            f"Aspo{base.__name__}", (AspoTrainerMixin, base), {"__doc__": f"verl's {base.__name__} with aspo's additions."}
+        )
+    return _TRAINER_CLASSES[mode]
+
+
 class AspoTaskRunner(TaskRunnerV1.__ray_actor_class__):
-    """verl's ``TaskRunnerV1`` building ``AspoTrainer`` for ``trainer.v1.trainer_mode=sync``."""
+    """verl's ``TaskRunnerV1`` building the aspo trainer of ``trainer.v1.trainer_mode``."""
 
     def run(self, config):
         import transfer_queue as tq
         from omegaconf import OmegaConf
 
-        from verl.trainer.ppo.v1 import get_trainer_cls
         from verl.utils.logging_utils import configure_verl_logging
 
         configure_verl_logging()
-        mode = config.trainer.v1.trainer_mode
-        if mode == "sync":
-            trainer_cls = AspoTrainer
-        else:
-            logger.warning("trainer.v1.trainer_mode=%s: aspo's checkpoint and metric additions need mode sync", mode)
-            trainer_cls = get_trainer_cls(mode)
+        trainer_cls = trainer_class(config.trainer.v1.trainer_mode)
 
         config.transfer_queue.enable = True
         OmegaConf.resolve(config)

@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Generator, Optional
 
@@ -130,6 +131,16 @@ class _PerRowSampler:
         return scores + gumbel
 
 
+class _StopOnAbort:
+    """transformers stopping criterion: every row stops once the server is told to abort."""
+
+    def __init__(self, abort: threading.Event):
+        self.abort = abort
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.abort.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
 class HFGenerationServer:
     """Ray actor: batched ``transformers`` generation answering verl's token-in/token-out calls."""
 
@@ -173,6 +184,13 @@ class HFGenerationServer:
         self._stream = "train"
         self._drainer: Optional[asyncio.Task] = None
         self.batches_run = 0
+        # Asynchronous trainer modes (verl's colocate_async): abort_all_requests stops the batch being
+        # generated after its current token (a partial rollout the client resumes later) and parks new
+        # requests until resume_generation; the weights change only while nothing generates.
+        self._abort = threading.Event()
+        self._gate: Optional[asyncio.Event] = None  # created on the actor's event loop
+        self._rejecting = False
+        self.aborted_requests = 0
 
     # ---- generation ---------------------------------------------------------------------------
 
@@ -190,6 +208,11 @@ class HFGenerationServer:
     ) -> TokenOutput:
         if image_data is not None or video_data is not None or audio_data is not None:
             raise ValueError("rollout.name=hf is text-only; use rollout.name=vllm on a GPU for multimodal data")
+        gate = self._submission_gate()
+        while not gate.is_set():  # paused for a weight sync: park, or turn away when rejecting
+            if self._rejecting:
+                return self._aborted_output([])
+            await gate.wait()
         future = asyncio.get_running_loop().create_future()
         self._pending.append(_Request(list(map(int, prompt_ids)), dict(sampling_params), future))
         if self._drainer is None or self._drainer.done():
@@ -225,6 +248,20 @@ class HFGenerationServer:
                     if not req.future.done():
                         req.future.set_result(out)
 
+    def _submission_gate(self) -> asyncio.Event:
+        if self._gate is None:
+            self._gate = asyncio.Event()
+            self._gate.set()
+        return self._gate
+
+    def _aborted_output(self, tokens: list[int], log_probs: Optional[list[float]] = None, extra: Optional[dict] = None) -> TokenOutput:
+        return TokenOutput(
+            token_ids=tokens,
+            log_probs=log_probs if log_probs is not None else ([] if tokens == [] else None),
+            stop_reason="aborted",
+            extra_fields={"global_steps": self.global_steps} | (extra or {}),
+        )
+
     def _max_new_tokens(self, prompt_len: int, params: dict[str, Any]) -> int:
         limit = params.get("max_tokens") or params.get("max_new_tokens")
         budget = min(self.config.response_length, self.config.prompt_length + self.config.response_length - prompt_len)
@@ -259,6 +296,9 @@ class HFGenerationServer:
         gen_kwargs.update(temperature=None, top_p=None, top_k=None)
         if repetition_penalty != 1.0:
             gen_kwargs["repetition_penalty"] = repetition_penalty
+        from transformers import StoppingCriteriaList
+
+        gen_kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnAbort(self._abort)])
         if temperature > 0:
             seeds = []
             for p in prompts:
@@ -285,15 +325,18 @@ class HFGenerationServer:
             # old-log-prob forward pass (aspo.reuse_rollout_log_probs).
             entropy = -(log_softmax.exp() * log_softmax).sum(-1)
 
+        aborted = self._abort.is_set()
         results: list[Optional[TokenOutput]] = [None] * len(reqs)
         for row, i in enumerate(order):
             tokens = new_tokens[row].tolist()[: limits[row]]
-            stop = "length"
+            stop = "aborted" if aborted and len(tokens) < limits[row] else "length"
             for t, tok in enumerate(tokens):
                 if tok in self.eos_ids:  # keep the stop token, like vLLM's token_ids
                     tokens = tokens[: t + 1]
                     stop = "completed"
                     break
+            if stop == "aborted":
+                self.aborted_requests += 1
             results[i] = TokenOutput(
                 token_ids=tokens,
                 log_probs=logprobs[row, : len(tokens)].tolist() if logprobs is not None else None,
@@ -351,10 +394,29 @@ class HFGenerationServer:
         return None
 
     async def abort_all_requests(self, reject_request: bool = False) -> dict[str, Any]:
-        return {"aborted_count": 0, "request_ids": []}
+        """Pause generation (verl's async modes, before a weight sync): queued requests come back
+        aborted with no tokens, the batch being generated stops after its current token and its
+        unfinished rows come back aborted with their partial tokens (verl's client resubmits them,
+        prompt + partial tokens, after ``resume_generation``); new requests park until then, or are
+        turned away (aborted, no tokens) with ``reject_request``."""
+        self._submission_gate().clear()
+        self._rejecting = reject_request
+        queued, self._pending = self._pending, []
+        for req in queued:
+            if not req.future.done():
+                req.future.set_result(self._aborted_output([]))
+        self._abort.set()
+        try:
+            while self._drainer is not None and not self._drainer.done():
+                await asyncio.sleep(0.01)
+        finally:
+            self._abort.clear()
+        self.aborted_requests += len(queued)
+        return {"aborted_count": len(queued), "request_ids": []}
 
     async def resume_generation(self) -> None:
-        return None
+        self._rejecting = False
+        self._submission_gate().set()
 
     async def wait_for_requests_to_drain(self) -> None:
         while self._pending or (self._drainer is not None and not self._drainer.done()):

@@ -135,3 +135,65 @@ def test_validation_stream_does_not_shift_training_samples(server):
     asyncio.run(server.set_sampling_stream("train"))
     after_val = [o.token_ids for o in _generate_all(server, prompts, params)]
     assert after_val == train_only
+
+
+# ---- asynchronous trainer modes: abort, park, resume (verl's colocate_async protocol) ---------------
+
+@pytest.fixture()
+def async_server():
+    from verl.workers.config import HFModelConfig, RolloutConfig
+
+    config = RolloutConfig(name="hf", prompt_length=64, response_length=48, seed=3)
+    return hf_rollout.HFGenerationServer(config=config, model_config=HFModelConfig(path=str(ensure_model())))
+
+
+def test_abort_stops_the_running_batch_with_partial_tokens(async_server):
+    reqs = [hf_rollout._Request([1, 5, 6, 7], dict(PARAMS, ignore_eos=True), None)]
+    key = hf_rollout._sampling_key(reqs[0].params)
+    async_server._abort.set()  # as if abort_all_requests arrived during generation
+    try:
+        (out,) = async_server._generate_batch(key, reqs)
+    finally:
+        async_server._abort.clear()
+    assert out.stop_reason in ("aborted", "completed")  # completed only if the first token was eos
+    assert 1 <= len(out.token_ids) < 48 and len(out.log_probs) == len(out.token_ids)
+    (full,) = async_server._generate_batch(key, reqs)
+    assert full.stop_reason in ("completed", "length")
+
+
+def test_abort_parks_new_requests_until_resume_and_rejects_when_asked(async_server):
+    async def go():
+        queued = asyncio.ensure_future(
+            async_server.generate(request_id="q", prompt_ids=[1, 5, 6], sampling_params=dict(PARAMS)))
+        await asyncio.sleep(0)  # queued, not yet generating (the batch window is still open)
+        result = await async_server.abort_all_requests()
+        out_q = await queued
+        parked = asyncio.ensure_future(
+            async_server.generate(request_id="p", prompt_ids=[1, 8, 9], sampling_params=dict(PARAMS)))
+        await asyncio.sleep(0.3)
+        assert not parked.done(), "a request arriving while paused must wait for resume_generation"
+        await async_server.resume_generation()
+        out_p = await asyncio.wait_for(parked, timeout=120)
+        await async_server.abort_all_requests(reject_request=True)
+        rejected = await asyncio.wait_for(
+            async_server.generate(request_id="r", prompt_ids=[1, 8], sampling_params=dict(PARAMS)), timeout=5)
+        await async_server.resume_generation()
+        return result, out_q, out_p, rejected
+
+    result, out_q, out_p, rejected = asyncio.run(go())
+    assert result["aborted_count"] == 1
+    assert out_q.stop_reason == "aborted" and out_q.token_ids == []
+    assert out_p.stop_reason in ("completed", "length") and out_p.token_ids
+    assert rejected.stop_reason == "aborted" and rejected.token_ids == []
+
+
+def test_verl_async_client_resumes_aborted_requests_with_the_partial_tokens():
+    # The contract our aborted outputs rely on: verl's FullyAsyncLLMServerClient resubmits
+    # prompt + tokens so far after an "aborted" stop reason.
+    import inspect
+
+    from verl.workers.rollout.llm_server import FullyAsyncLLMServerClient
+
+    src = inspect.getsource(FullyAsyncLLMServerClient.generate)
+    assert "prompt_ids=prompt_ids + final_output.token_ids" in src
+    assert 'output.stop_reason not in ("aborted", "abort")' in src
