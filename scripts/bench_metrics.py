@@ -8,6 +8,7 @@ the old path computed is equal (==) to the new one. Target: <= 5 s for 1024 x 32
 
     python scripts/bench_metrics.py                 # 1024 x 32768, n=20 (the old path takes ~1 min)
     python scripts/bench_metrics.py --quick         # 128 x 8192
+    python scripts/bench_metrics.py --fill 1        # every response 32768 tokens long
     python scripts/bench_metrics.py --old-rows 128  # old path on the first 128 rows only, time scaled up
 """
 
@@ -24,13 +25,13 @@ from aspo.metrics import repetition_ratio
 from aspo.ngram import repetition_ratios
 
 
-def make_batch(rows: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(rows: int, length: int, fill: float = 0.25, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     tokens = torch.randint(0, 151_936, (rows, length), generator=g)
     for r in range(0, rows, 5):  # a degenerate loop of 10..200 tokens repeated to the end
         period = int(torch.randint(10, 201, (1,), generator=g))
         tokens[r] = tokens[r, :period].repeat(length // period + 1)[:length]
-    lengths = torch.randint(length // 4, length + 1, (rows, 1), generator=g)
+    lengths = torch.randint(int(length * fill), length + 1, (rows, 1), generator=g)
     lengths[0] = length
     mask = (torch.arange(length).unsqueeze(0) < lengths).long()
     return tokens, mask
@@ -50,14 +51,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1024)
     parser.add_argument("--len", type=int, default=32768, dest="length")
     parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--fill", type=float, default=0.25,
+                        help="shortest response as a share of --len (lengths uniform up to --len; 1: all full)")
     parser.add_argument("--quick", action="store_true", help="128 x 8192")
     parser.add_argument("--old-rows", type=int, default=None,
                         help="run the (slow) old path on the first K rows only and scale its time to all rows")
     args = parser.parse_args()
     rows, length = (128, 8192) if args.quick else (args.rows, args.length)
     old_rows = min(rows, args.old_rows or rows)
-    tokens, mask = make_batch(rows, length)
-    print(f"batch {rows} x {length} tokens ({int(mask.sum()):,} valid), n={args.n}, {os.cpu_count()} cores")
+    tokens, mask = make_batch(rows, length, args.fill)
+    print(f"batch {rows} x {length} tokens ({int(mask.sum()):,} valid), n={args.n}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f} at the start")
 
     new(tokens[:2], mask[:2], args.n)  # first-call overheads out of the timing
     tracemalloc.start()

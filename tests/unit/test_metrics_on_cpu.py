@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -125,3 +129,11 @@ def test_repetition_by_sign_matches_the_definition_per_side():
         expected[f"response/repetition_4gram_{name}_adv"] = sum(chosen) / len(chosen)
     got = metrics.repetition_by_sign(torch.from_numpy(tokens), adv, mask_t, n=4)
     assert got == expected
+
+
+def test_bench_metrics_runs_and_checks_equality():
+    script = Path(__file__).resolve().parents[2] / "scripts" / "bench_metrics.py"
+    out = subprocess.run([sys.executable, str(script), "--rows", "12", "--len", "300"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "equality on 12 rows: all equal" in out.stdout and "speed-up old/new" in out.stdout
