@@ -81,32 +81,32 @@ def test_budget_settings_come_from_the_environment(monkeypatch, cores):
 
 
 def test_real_pool_has_the_budgeted_processes():
-    """A budget of 6 math processes shared by 3 reward processes: this one's pool runs 2."""
+    """A budget of 9 math processes shared by 3 reward processes: this one's pool runs 3 (not one per core)."""
     me = psutil.Process()
 
     def workers() -> list[psutil.Process]:
         # pebble's spawned workers (not multiprocessing's resource tracker, also a child).
         return [p for p in me.children() if any("spawn_main" in a for a in p.cmdline())]
 
-    assert workers() == []
-    reward.configure(math_workers=0, math_node_workers=6, processes_per_node=3, math_fast_path=False)
+    def wait_for(count: int) -> int:
+        deadline = time.monotonic() + 30  # a worker may be starting, or shutting down
+        while len(workers()) != count and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return len(workers())
+
+    # configure() also shuts down a pool an earlier test may have left.
+    reward.configure(math_workers=0, math_node_workers=9, processes_per_node=3, math_fast_path=False)
     try:
+        assert wait_for(0) == 0
         pool = _runtime.math_pool()
-        assert pool.workers == 2
+        assert pool.workers == 3
         out = reward.compute_score_batch(["math"] * 8, [rf"\boxed{{\frac{{{i}}}{{2}}}}" for i in range(8)],
                                          [str(i / 2) for i in range(8)])
         assert [r["score"] for r in out] == [1.0] * 8
-        deadline = time.monotonic() + 30
-        while len(workers()) != 2 and time.monotonic() < deadline:  # a replaced worker may be starting
-            time.sleep(0.2)
-        assert len(workers()) == 2
+        assert wait_for(3) == 3
     finally:
         reward.configure(math_node_workers=0, processes_per_node=1, math_fast_path=True)
-    # configure() shut the pool down.
-    deadline = time.monotonic() + 30
-    while workers() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert workers() == []
+    assert wait_for(0) == 0  # configure() shut the pool down
 
 
 # ---- the trainer side: how many reward processes verl puts on a node -----------------------
