@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from aspo.ngram import repetition_ratios
+
 
 def response_sign(advantages: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
     """Sign (+1, -1, 0) of each response's mean advantage over its valid tokens."""
@@ -34,7 +36,11 @@ def entropy_by_sign(entropy: torch.Tensor, advantages: torch.Tensor, response_ma
 
 
 def repetition_ratio(tokens: list[int], n: int) -> float:
-    """Share of the response's n-grams that already occurred earlier in it."""
+    """Share of the response's n-grams that already occurred earlier in it.
+
+    The definition, kept as the reference for ``aspo.ngram.repetition_ratios`` (the vectorised
+    version ``repetition_by_sign`` uses; pure Python takes about a minute for 1024 x 32k tokens).
+    """
     if len(tokens) < n:
         return 0.0
     seen: set[tuple[int, ...]] = set()
@@ -52,9 +58,7 @@ def repetition_by_sign(
     responses: torch.Tensor, advantages: torch.Tensor, response_mask: torch.Tensor, n: int = 20
 ) -> dict[str, float]:
     sign = response_sign(advantages, response_mask)
-    ratios = [
-        repetition_ratio(row[mask.bool()].tolist(), n) for row, mask in zip(responses, response_mask, strict=True)
-    ]
+    ratios = repetition_ratios(responses.cpu().numpy(), response_mask.bool().cpu().numpy(), n).tolist()
     out = {}
     for name, s in (("pos", 1.0), ("neg", -1.0)):
         chosen = [r for r, sg in zip(ratios, sign.tolist(), strict=True) if sg == s]

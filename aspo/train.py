@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from aspo.checkpoint import CheckpointMismatchError, check_resume_compatible
 from aspo.cli_args import with_defaults
 from aspo.preflight import PreflightError, preflight
+from aspo.reward_env import export_reward_env
 
 _RESOLVER = "aspo_fixture"
 
@@ -129,6 +130,7 @@ def prepare_environment(cfg: DictConfig) -> dict[str, str]:
         # verl registers its FSDP engines for devices cuda/npu only; the engine code itself is
         # device-agnostic, so look them up under "cuda" while the platform says "cpu".
         os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
+    export_reward_env(cfg)  # reward workers split the node's math/code process budgets (docs/reward.md)
     return {
         "run_dir": str(run_dir),
         "metrics": os.environ["VERL_FILE_LOGGER_PATH"],
