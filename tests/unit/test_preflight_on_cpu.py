@@ -115,6 +115,9 @@ def test_shipped_cpu_configs_compose_and_pass(name):
         # aspo-train converts GGUF specs before preflight (30 s, covered by the SmolLM2 integration
         # test); stand in the tiny model so this stays a fast composition check.
         cfg.actor_rollout_ref.model.path = ensure_fixtures()["model"]
+        # The stand-in's character-level tokenizer makes these prompts ~80 tokens; SmolLM2's own make
+        # them <= 33 (aspo-train's preflight checks that with the real tokenizer in the SmolLM2 test).
+        cfg.data.max_prompt_length = 128
     assert preflight(cfg) == []
 
 
