@@ -5,9 +5,10 @@ names the step (``aspo.runner.AspoTrainer._save_checkpoint``); ``aspo.checkpoint
 verifies it before verl loads anything. It catches what the atomic tracker cannot: a shard
 truncated by a full disk or a copy to a shared filesystem that stopped half-way.
 
-Checksum: xxHash3-128 (``xxhash``, which ``datasets`` and ``wandb`` already install) at ~0.1 s/GB
-from the page cache, else SHA-256 (~0.55 s/GB with SHA-NI); measured on a 1 GB file on the 2-core
-dev machine. The manifest names its algorithm, so either side can verify the other's.
+Checksum: xxHash3-128 (``xxhash``, which ``datasets`` and ``wandb`` already install), 6.5 GB/s from
+the page cache, else SHA-256, 0.6 GB/s (``scripts/bench_startup_checks.py``, a 1 GB file on the
+loaded 2-core dev machine). Files are hashed on up to 8 threads (FSDP writes one shard per rank).
+The manifest names its algorithm, so either side can verify the other's.
 """
 
 from __future__ import annotations

@@ -183,8 +183,9 @@ def check_file(key: str, path: str, checks: RowChecks) -> list[str]:
     try:
         lengths = overlong_prompts(conversations, checks.tokenizer, limit, checks.chat_template_kwargs)
     except Exception as err:  # a template that rejects some row (a role it does not know, ...)
-        raise DataError(f"{where}: the model's chat template fails on a prompt ({type(err).__name__}: {err}); "
-                        "fix the rows' roles/contents or set actor_rollout_ref.model.custom_chat_template") from err
+        row = _first_failing_row(conversations, checks)
+        raise DataError(f"{where}: the model's chat template fails on {row} ({type(err).__name__}: {err}); "
+                        "fix the row's roles/contents or set actor_rollout_ref.model.custom_chat_template") from err
     if not lengths:
         return []
     over, longest, total = sorted(lengths), max(lengths.values()), len(conversations)
@@ -196,6 +197,15 @@ def check_file(key: str, path: str, checks: RowChecks) -> list[str]:
         f"{longest}) in {_rows(over)} of {total}, which verl would silently left-truncate; raise "
         f"data.max_prompt_length to {longest} or set data.filter_overlong_prompts=true to skip those rows"
     )
+
+
+def _first_failing_row(conversations: list, checks: RowChecks) -> str:
+    for i, messages in enumerate(conversations):
+        try:
+            _render([messages], checks.tokenizer, checks.chat_template_kwargs)
+        except Exception:
+            return f"row {i}"
+    return "a prompt"
 
 
 def _aspo_reward(cfg: Any) -> bool:

@@ -106,6 +106,15 @@ def test_unknown_data_source_when_the_reward_is_aspos_dispatcher(tmp_path):
     assert preflight(quickstart(f"data.train_files={path}")) == []
 
 
+def test_prompt_the_chat_template_rejects(tmp_path):
+    def edit(rows):
+        rows.at[4, "prompt"] = [{"role": "user", "content": None}, {"role": "user", "content": "1+1=?"}]
+
+    path = _parquet(tmp_path, edit)
+    msg = _fail(quickstart(f"data.train_files={path}"))
+    assert msg.startswith(f"data.train_files: {path}: the model's chat template fails on row 4 (TypeError")
+
+
 def test_val_files_are_checked_too(tmp_path):
     path = _parquet(tmp_path, lambda rows: rows.at.__setitem__((0, "prompt"), []), name="val.parquet")
     assert _fail(quickstart(f"data.val_files={path}")).startswith(f"data.val_files: {path}: empty prompt (no message with text) in row 0 of 64")
