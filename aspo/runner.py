@@ -230,7 +230,9 @@ class AspoTrainer(PPOTrainerSync):
         if not async_save:  # async shards are still being written: no manifest (resumed unverified)
             sealed = checkpoint.seal(root, step)
             size = sum(f["size"] for f in sealed["files"].values())
-            logger.info("Manifest of %s: %d files, %.2f GB, hashed in %.1f s", step_dir, len(sealed["files"]), size / 1e9, sealed["seconds"])
+            logger.info(
+                "Manifest of %s: %d files, %.2f GB, hashed in %.1f s", step_dir, len(sealed["files"]), size / 1e9, sealed["seconds"]
+            )
 
         if os.environ.get(FAULT_KILL_DURING_SAVE) == str(step):
             import signal
