@@ -59,6 +59,16 @@ def check_dataset(key: str, files: Iterable[str], prompt_key: str, reward_fn_key
             raise PreflightError(f"{key}: {path} lacks column(s) {', '.join(missing)}; {LAYOUT_HINT}")
 
 
+def check_rows(cfg: DictConfig) -> list[str]:
+    """Every row of the train and val files (ground truth, empty or overlong prompt, data_source): aspo.data.validate."""
+    from aspo.data.validate import DataError, check_datasets
+
+    try:
+        return check_datasets(cfg, {"data.train_files": _files(cfg.data.train_files), "data.val_files": _files(cfg.data.val_files)})
+    except DataError as err:
+        raise PreflightError(str(err)) from err
+
+
 def check_model_path(path: str) -> None:
     local = Path(os.path.expanduser(path))
     if local.exists():
@@ -285,7 +295,7 @@ def preflight(cfg: DictConfig) -> list[str]:
     check_dataset("data.train_files", _files(cfg.data.train_files), prompt_key, reward_fn_key)
     check_dataset("data.val_files", _files(cfg.data.val_files), prompt_key, reward_fn_key)
     check_batch_sizes(cfg)
-    warnings = check_behaviour_log_probs(cfg)
+    warnings = check_rows(cfg) + check_behaviour_log_probs(cfg)
     on_policy = on_policy_warning(cfg)
     if on_policy:
         warnings.append(on_policy)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import ray
 
@@ -207,11 +208,29 @@ class AspoTrainerMixin:
         super()._load_checkpoint()
 
     def _save_checkpoint(self):
-        """verl's ``_save_checkpoint`` (shared by every v1 mode), with a fingerprint and an atomic tracker switch.
+        """verl's ``_save_checkpoint`` (shared by every v1 mode), with a fingerprint, a manifest and an atomic tracker switch.
 
-        Order matters: every file of step N is written before the tracker names N, and the tracker
-        is replaced atomically, so a kill at any point leaves the previous checkpoint as latest.
+        Order matters: every file of step N, then its manifest (sizes, checksums), is written before
+        the tracker names N, and the tracker is replaced atomically, so a kill or a full disk at any
+        point leaves the previous checkpoint as latest; resume verifies the manifest.
         """
+        step, root = self.global_steps, self.config.trainer.default_local_dir
+        checkpoint.begin_save(root, step)
+        try:
+            self._write_checkpoint()
+        except BaseException as err:
+            removed = checkpoint.discard_partial(root, step)  # frees what a full disk needs back
+            cause = (str(err).strip().splitlines() or [""])[-1][:300]  # a Ray error ends with the worker's
+            latest = checkpoint.latest_checkpoint(root)
+            print(
+                f"[aspo] ERROR: saving checkpoint global_step_{step} failed ({type(err).__name__}: {cause})"
+                f"{'; removed its partial folder' if removed else ''}; latest checkpoint: {latest or 'none'}",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
+
+    def _write_checkpoint(self):
         import torch
 
         from verl.utils.fs import local_mkdir_safe
@@ -243,14 +262,27 @@ class AspoTrainerMixin:
             )
         local_mkdir_safe(step_dir)
         torch.save(self.train_dataloader.state_dict(), os.path.join(step_dir, "data.pt"))
+        if getattr(self, "trainer_mode", "sync") != "sync":
+            # As verl does in async modes: prompts already taken from the dataloader but not yet trained
+            # into these weights (finished trajectories, pending/running prompts) survive a restart;
+            # verl restores them on resume and re-issues the unfinished ones.
+            import transfer_queue as tq
+
+            tq.save_checkpoint(os.path.join(step_dir, "transfer_queue"), metadata={"global_steps": step})
         checkpoint.write_fingerprint(step_dir, checkpoint.fingerprint(self.config))
+        async_save = self.config.actor_rollout_ref.actor.get("checkpoint", {}).get("async_save", False)
+        if not async_save:  # async shards are still being written: no manifest (resumed unverified)
+            sealed = checkpoint.seal(root, step)
+            size = sum(f["size"] for f in sealed["files"].values())
+            logger.info(
+                "Manifest of %s: %d files, %.2f GB, hashed in %.1f s", step_dir, len(sealed["files"]), size / 1e9, sealed["seconds"]
+            )
 
         if os.environ.get(FAULT_KILL_DURING_SAVE) == str(step):
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
 
-        async_save = self.config.actor_rollout_ref.actor.get("checkpoint", {}).get("async_save", False)
         if not async_save:  # verl writes no tracker for async saves either; its callback does
             checkpoint.write_tracker(root, step)
             # Whole step folders are pruned, so keep as many as the most generous setting asks.

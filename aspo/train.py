@@ -25,7 +25,7 @@ import hydra
 import psutil
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from aspo.checkpoint import CheckpointMismatchError, check_resume_compatible
+from aspo.checkpoint import CheckpointMismatchError, CheckpointUnusableError, check_resume_compatible
 from aspo.cli_args import with_defaults
 from aspo.preflight import PreflightError, preflight
 from aspo.reward_env import export_reward_env
@@ -196,7 +196,7 @@ def print_summary(outputs: dict[str, Any]) -> None:
 def _hydra_main(cfg: DictConfig) -> None:
     try:
         outputs = run(cfg)
-    except (PreflightError, CheckpointMismatchError) as err:
+    except (PreflightError, CheckpointMismatchError, CheckpointUnusableError) as err:
         print(f"[aspo] ERROR: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
     print_summary(outputs)

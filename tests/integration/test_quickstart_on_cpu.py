@@ -6,6 +6,7 @@ Each verl start costs ~75-100 s on 2 cores, so the runs are module fixtures shar
 - ``run_b``: the same command with ``total_training_steps=4``: resumes at step 2, an epoch boundary
 - ``run_full``: 4 steps uninterrupted in another directory, to compare steps 3-4 with ``run_b``
 - ``run_killed`` / ``run_after_kill``: SIGKILL in the middle of saving step 2, then resume
+- ``run_corrupt_resume``: a copy of ``run_full`` with its latest shard truncated, resumed
 
 Skip locally with ``-m "not slow"``.
 """
@@ -172,6 +173,9 @@ def test_quickstart_saves_checkpoint_and_reports_paths(run_a):
     assert (run_dir / "global_step_2" / "actor").is_dir()
     assert (run_dir / "global_step_2" / "data.pt").is_file()
     assert (run_dir / "global_step_2" / "aspo_fingerprint.json").is_file()
+    from aspo import manifest
+
+    assert manifest.verify(run_dir / "global_step_2") is None and manifest.verify(run_dir / "global_step_1") is None
     assert run_a["run_state"].get("wandb_run_id")
     assert len(run_a["wandb_runs"]) == 1 and run_a["wandb_runs"][0].endswith(run_a["run_state"]["wandb_run_id"])
     assert f"metrics (JSONL): {run_dir / 'metrics.jsonl'}" in run_a["output"]
@@ -226,6 +230,42 @@ def test_old_checkpoints_are_pruned_after_the_new_one_is_latest(run_full):
     kept = sorted(p.name for p in run_full["dir"].glob("global_step_*"))
     assert kept == ["global_step_3", "global_step_4"]
     assert (run_full["dir"] / "global_step_4" / "actor").is_dir() and (run_full["dir"] / "global_step_3" / "data.pt").is_file()
+
+
+# ---- a corrupt checkpoint: skipped with one line, the previous one resumed -------------------
+
+
+@pytest.fixture(scope="module")
+def run_corrupt_resume(workdir, run_full) -> dict:
+    """``run_full`` copied after it finished, the biggest file of its latest checkpoint cut in half
+    (a full disk or an interrupted copy), then the same command: it must redo step 4 from step 3."""
+    import shutil
+
+    run_dir = workdir / "corrupt"
+    shutil.copytree(run_full["dir"], run_dir)
+    shard = max((p for p in (run_dir / "global_step_4").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    size = shard.stat().st_size
+    with open(shard, "r+b") as f:
+        f.truncate(size // 2)
+    proc = _train(run_dir, "trainer.total_training_steps=4", "trainer.max_actor_ckpt_to_keep=2")
+    out = _snapshot(run_dir, proc)
+    out["shard"], out["size"] = shard.relative_to(run_dir / "global_step_4"), size
+    return out
+
+
+def test_truncated_checkpoint_is_skipped_with_one_line_and_the_previous_one_resumed(run_corrupt_resume):
+    from aspo import manifest
+
+    run = run_corrupt_resume
+    skipped = [line for line in run["output"].splitlines() if "skipping checkpoint" in line]
+    assert skipped == [
+        f"[aspo] WARNING: skipping checkpoint {run['dir'] / 'global_step_4'}: {run['shard']} is {run['size'] // 2} bytes, "
+        f"the manifest says {run['size']} (truncated or partly copied); falling back to the previous one"
+    ]
+    assert f"[aspo] resuming from {run['dir'] / 'global_step_3'}" in run["output"]
+    # Step 4 was trained again and saved afresh over the corrupt folder.
+    assert run["tracker"] == "4" and manifest.verify(run["dir"] / "global_step_4") is None
+    assert [r["step"] for r in run["records"]] == [1, 2, 3, 4], "step 4's old record dropped, the new one logged"
 
 
 # ---- the old policy: the rollout's numbers vs verl's forward pass -------------------------------

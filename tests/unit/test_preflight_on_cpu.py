@@ -115,6 +115,9 @@ def test_shipped_cpu_configs_compose_and_pass(name):
         # aspo-train converts GGUF specs before preflight (30 s, covered by the SmolLM2 integration
         # test); stand in the tiny model so this stays a fast composition check.
         cfg.actor_rollout_ref.model.path = ensure_fixtures()["model"]
+        # The stand-in's character-level tokenizer makes these prompts ~80 tokens; SmolLM2's own make
+        # them <= 33 (aspo-train's preflight checks that with the real tokenizer in the SmolLM2 test).
+        cfg.data.max_prompt_length = 128
     assert preflight(cfg) == []
 
 
@@ -143,7 +146,10 @@ def _on_gpus(monkeypatch, name: str, gpus: int, *overrides: str, flash_attn: boo
         cfg = compose(name, overrides=["hardware=cuda", f"trainer.n_gpus_per_node={gpus}", *overrides])
     OmegaConf.resolve(cfg)
     if is_gguf_spec(str(cfg.actor_rollout_ref.model.path)):
+        # The tiny model stands in for SmolLM2; its character-level tokenizer makes the arithmetic
+        # prompts ~80 tokens (SmolLM2's: <= 33), so give them room.
         cfg.actor_rollout_ref.model.path = ensure_fixtures()["model"]
+        cfg.data.max_prompt_length = 128
     return cfg
 
 
