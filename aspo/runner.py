@@ -12,6 +12,7 @@ verl's training loop and adds, through verl's own hooks:
 - reproducibility: each step's responses ordered by content, not completion time, before the
   mini-batch split, so a resumed run feeds its updates the same mini-batches as an uninterrupted
   one (the update arithmetic itself is not bit-reproducible on CPU: tests/integration);
+- preemption: a stop request honoured between two steps (``aspo.preemption.PreemptibleTrainer``);
 - ``AspoActorRolloutRefWorker``: gloo + thread count on CPU, an unpinned offload policy for the KL
   reference model on CPU (``aspo.patches.unpinned_ref_offload``), entropy passed to the policy
   loss when the entropy-aware clip is on (``aspo.patches.entropy_to_loss``).
@@ -26,6 +27,7 @@ import ray
 
 from aspo import checkpoint
 from aspo._verl_compat import check_verl_version
+from aspo.preemption import PreemptibleTrainer
 
 check_verl_version("aspo.runner")
 
@@ -87,7 +89,7 @@ class AppendingFileLogger:
 FAULT_KILL_DURING_SAVE = "ASPO_FAULT_KILL_DURING_SAVE"
 
 
-class AspoTrainer(PPOTrainerSync):
+class AspoTrainer(PreemptibleTrainer, PPOTrainerSync):
     """verl's synchronous PPO trainer with aspo's checkpoint, logging and metric additions."""
 
     _metrics_path: str | None = None

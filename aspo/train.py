@@ -25,7 +25,8 @@ import hydra
 import psutil
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from aspo.checkpoint import CheckpointMismatchError, check_resume_compatible
+from aspo import preemption, restarts
+from aspo.checkpoint import CheckpointMismatchError, check_resume_compatible, checkpoint_to_resume
 from aspo.cli_args import with_defaults
 from aspo.preflight import PreflightError, preflight
 
@@ -146,6 +147,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         print(f"[aspo] WARNING: {warning}", file=sys.stderr, flush=True)
     _apply_derived_settings(cfg)
     resumed_from = check_resume_compatible(cfg)
+    guard = preemption.guard_for(cfg)  # sets aspo.stop_file
+    max_restarts = restarts.check_max_restarts(cfg.aspo.get("max_restarts", 0))
     outputs = prepare_environment(cfg)
     print(
         f"[aspo] {cfg.aspo.hardware} run of loss_mode={cfg.actor_rollout_ref.actor.policy_loss.loss_mode}: "
@@ -164,7 +167,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     auto_set_device(cfg)
     validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
-    run_ppo(cfg, task_runner_class=remote_task_runner())
+    with guard:  # SIGTERM/SIGUSR1: stop after the step, exit EXIT_PREEMPTED (aspo.preemption)
+        restarts.run_with_restarts(
+            lambda: run_ppo(cfg, task_runner_class=guard.wrap(remote_task_runner())),
+            max_restarts,
+            resume_point=lambda: str(checkpoint_to_resume(cfg) or "the start (no checkpoint yet)"),
+            stop_requested=lambda: guard.requested,
+        )
+        guard.raise_if_stopped()
     return outputs
 
 
@@ -188,6 +198,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     except (PreflightError, CheckpointMismatchError) as err:
         print(f"[aspo] ERROR: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except preemption.Preempted as stop:
+        print(f"[aspo] preempted: {stop} (exit {preemption.EXIT_PREEMPTED})", file=sys.stderr, flush=True)
+        sys.exit(preemption.EXIT_PREEMPTED)
     print_summary(outputs)
 
 
