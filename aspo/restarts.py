@@ -83,7 +83,12 @@ def _summary(err: BaseException, width: int = 240) -> str:
     """One line: the message's first line plus which actor/process it was, when Ray says."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     head = lines[0] if lines else type(err).__name__
-    details = [line for line in lines[1:] if line.split(":", 1)[0] in _DETAILS]
+    details = []
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        if key in _DETAILS:
+            # verl's colocated class is "create_colocated_worker_cls.<locals>.WorkerDict"
+            details.append(f"{key}: {value.strip().rsplit('.', 1)[-1] if key == 'class_name' else value.strip()}")
     text = head + (f" ({', '.join(details)})" if details else "")
     return text if len(text) <= width else text[: width - 3] + "..."
 

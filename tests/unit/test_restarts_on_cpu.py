@@ -81,7 +81,7 @@ def test_other_failures_are_not_a_lost_process(name):
 def test_reason_names_ray_error_and_the_actor():
     # Ray's ActorDiedError text, as raised when a worker process is SIGKILLed (ray 2.60)
     text = (
-        "The actor died unexpectedly before finishing this task.\n\tclass_name: WorkerDict\n\tactor_id: 1f2e\n"
+        "The actor died unexpectedly before finishing this task.\n\tclass_name: create_colocated_worker_cls.<locals>.WorkerDict\n\tactor_id: 1f2e\n"
         "\tpid: 4242\n\tname: abcWorkerDict_0:0\n\tnamespace: 7d\n\tip: 10.0.0.7\n"
         "The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR"
     )
