@@ -187,7 +187,7 @@ class PreemptionGuard:
         """Take SIGTERM and SIGUSR1 (main thread only). Idempotent; re-take them after ``ray.init``."""
         for signum in SIGNALS:
             current = signal.getsignal(signum)
-            if current is not self._on_signal:
+            if current != self._on_signal:  # bound methods compare equal, never identical
                 self._previous.setdefault(signum, current)
                 signal.signal(signum, self._on_signal)
 
@@ -202,7 +202,8 @@ class PreemptionGuard:
 
         ``ray.init`` (inside ``run_ppo``) installs Ray's own SIGTERM handler (``sys.exit``);
         ``run_ppo`` creates the TaskRunner right after it, from the main thread, so that is where
-        ours goes back on.
+        ours goes back on. A SIGTERM during ``ray.init`` itself (a few seconds) still meets Ray's
+        handler; SIGUSR1, which SLURM's warning uses, is never taken by Ray.
         """
         return _InstallOnUse(task_runner_class, self.install)
 

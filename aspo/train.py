@@ -12,6 +12,10 @@ The ``hardware`` config group (``cpu`` or ``cuda``) is chosen from the machine u
 (``hardware=cpu``), and the paper recipes (``recipes/``) are on the config path, so
 ``aspo-train --config-name aspo_math_1p5b`` works (``aspo.cli_args``). The run itself is verl's: ``verl.trainer.main_ppo.run_ppo`` with
 ``aspo.runner.AspoTaskRunner`` (verl's TaskRunner, extended by subclassing).
+
+Exit codes: 0 finished; 2 bad config or checkpoint; 75 preempted (SIGTERM/SIGUSR1: stopped after a
+step with a checkpoint, ``aspo.preemption``; rerun to resume). Lost Ray processes are retried up to
+``aspo.max_restarts`` times (``aspo.restarts``).
 """
 
 from __future__ import annotations

@@ -115,6 +115,15 @@ def test_stop_acknowledged_by_the_trainer_is_preempted_with_its_step(tmp_path):
     assert signal.getsignal(signal.SIGTERM).__name__ == "_exit_preempted_now"
 
 
+def test_a_touched_stop_file_stops_the_run_without_a_signal(tmp_path):
+    guard, _ = _guard(tmp_path)
+    with guard:
+        guard.stop.path.touch()  # the user; the trainer then stops and acknowledges
+        guard.stop.acknowledge(5, "/ckpt/global_step_5")
+        with pytest.raises(Preempted, match=r"stopped on stop file .*aspo_stop_request after step 5"):
+            guard.raise_if_stopped()
+
+
 def test_a_finished_run_is_not_preempted(tmp_path):
     guard, _ = _guard(tmp_path)
     previous = signal.getsignal(signal.SIGUSR1)
