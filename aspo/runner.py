@@ -13,6 +13,7 @@ through verl's own hooks:
 - reproducibility: each step's responses ordered by content, not completion time, before the
   mini-batch split, so a resumed run feeds its updates the same mini-batches as an uninterrupted
   one (the update arithmetic itself is not bit-reproducible on CPU: tests/integration);
+- preemption: a stop request honoured between two steps (``aspo.preemption.PreemptibleTrainer``);
 - ``AspoActorRolloutRefWorker``: gloo + thread count on CPU, an unpinned offload policy for the KL
   reference model on CPU (``aspo.patches.unpinned_ref_offload``), entropy passed to the policy
   loss when the entropy-aware clip is on (``aspo.patches.entropy_to_loss``).
@@ -29,6 +30,7 @@ import ray
 from aspo import checkpoint
 from aspo._verl_compat import check_verl_version
 from aspo.dynamic_sampling import cap_from_config
+from aspo.preemption import PreemptibleTrainer
 
 check_verl_version("aspo.runner")
 
@@ -93,13 +95,13 @@ class AppendingFileLogger:
 FAULT_KILL_DURING_SAVE = "ASPO_FAULT_KILL_DURING_SAVE"
 
 
-class AspoTrainerMixin:
+class AspoTrainerMixin(PreemptibleTrainer):
     """aspo's checkpoint, logging, metric and old-policy additions, for any of verl's v1 trainers.
 
     Written once and composed with verl's trainer of each ``trainer.v1.trainer_mode`` (``sync``,
     ``colocate_async``, ``separate_async``; ``trainer_class``): every override calls ``super()``
     (or replicates a method verl's modes share, ``_save_checkpoint``), so the mode's own behaviour
-    stays verl's.
+    stays verl's. ``PreemptibleTrainer`` (``aspo.preemption``) stops at a safe point on request.
     """
 
     _metrics_path: str | None = None

@@ -12,6 +12,10 @@ The ``hardware`` config group (``cpu`` or ``cuda``) is chosen from the machine u
 (``hardware=cpu``), and the paper recipes (``recipes/``) are on the config path, so
 ``aspo-train --config-name aspo_math_1p5b`` works (``aspo.cli_args``). The run itself is verl's: ``verl.trainer.main_ppo.run_ppo`` with
 ``aspo.runner.AspoTaskRunner`` (verl's TaskRunner, extended by subclassing).
+
+Exit codes: 0 finished; 2 bad config or checkpoint; 75 preempted (SIGTERM/SIGUSR1: stopped after a
+step with a checkpoint, ``aspo.preemption``; rerun to resume). Lost Ray processes are retried up to
+``aspo.max_restarts`` times (``aspo.restarts``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import hydra
 import psutil
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from aspo.checkpoint import CheckpointMismatchError, CheckpointUnusableError, check_resume_compatible
+from aspo import preemption, restarts
+from aspo.checkpoint import CheckpointMismatchError, CheckpointUnusableError, check_resume_compatible, checkpoint_to_resume
 from aspo.cli_args import with_defaults
 from aspo.preflight import PreflightError, preflight
 from aspo.reward_env import export_reward_env
@@ -157,6 +162,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         print(f"[aspo] WARNING: {warning}", file=sys.stderr, flush=True)
     _apply_derived_settings(cfg)
     resumed_from = check_resume_compatible(cfg)
+    guard = preemption.guard_for(cfg)  # sets aspo.stop_file
+    max_restarts = restarts.check_max_restarts(cfg.aspo.get("max_restarts", 0))
     outputs = prepare_environment(cfg)
     print(
         f"[aspo] {cfg.aspo.hardware} run of loss_mode={cfg.actor_rollout_ref.actor.policy_loss.loss_mode}: "
@@ -175,7 +182,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     auto_set_device(cfg)
     validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
-    run_ppo(cfg, task_runner_class=remote_task_runner())
+    with guard:  # SIGTERM/SIGUSR1: stop after the step, exit EXIT_PREEMPTED (aspo.preemption)
+        restarts.run_with_restarts(
+            lambda: run_ppo(cfg, task_runner_class=guard.wrap(remote_task_runner())),
+            max_restarts,
+            resume_point=lambda: str(checkpoint_to_resume(cfg) or "the start (no checkpoint yet)"),
+            stop_requested=lambda: guard.requested,
+        )
+        guard.raise_if_stopped()
     return outputs
 
 
@@ -199,6 +213,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     except (PreflightError, CheckpointMismatchError, CheckpointUnusableError) as err:
         print(f"[aspo] ERROR: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except preemption.Preempted as stop:
+        print(f"[aspo] preempted: {stop} (exit {preemption.EXIT_PREEMPTED})", file=sys.stderr, flush=True)
+        sys.exit(preemption.EXIT_PREEMPTED)
     print_summary(outputs)
 
 
