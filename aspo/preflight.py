@@ -94,10 +94,16 @@ def check_hardware(cfg: DictConfig) -> None:
         raise PreflightError("hardware=cuda but torch sees no CUDA GPU; drop the override (or pass hardware=cpu)")
     if hardware != "cpu":
         return
-    if rollout in GPU_ONLY_ROLLOUTS:
+    if rollout == "vllm" and cfg.aspo.get("cpu_rollout") == "vllm":  # hardware=cpu_vllm
+        from aspo.cpu.vllm_env import vllm_cpu_problem
+
+        problem = vllm_cpu_problem()
+        if problem:
+            raise PreflightError(problem)
+    elif rollout in GPU_ONLY_ROLLOUTS:
         raise PreflightError(
             f"actor_rollout_ref.rollout.name={rollout} needs a CUDA GPU; on CPU use "
-            "actor_rollout_ref.rollout.name=hf (the hardware=cpu default)"
+            "actor_rollout_ref.rollout.name=hf (the hardware=cpu default) or hardware=cpu_vllm"
         )
     actor = cfg.actor_rollout_ref.actor
     if actor.strategy not in ("fsdp", "fsdp2"):

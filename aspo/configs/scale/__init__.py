@@ -1,0 +1,1 @@
+"""Config group ``hardware``: cpu | cuda (a package so the YAML ships in wheels)."""
