@@ -25,6 +25,7 @@ import hydra
 import psutil
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from aspo import cluster
 from aspo.checkpoint import CheckpointMismatchError, check_resume_compatible
 from aspo.cli_args import with_defaults
 from aspo.preflight import PreflightError, preflight
@@ -142,11 +143,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     register_resolvers()
     OmegaConf.resolve(cfg)
     _resolve_model_paths(cfg)
+    # Actors on a cluster started beforehand resolve relative paths against their raylet's cwd.
+    cluster.absolutize_paths(cfg)
+    dropped = cluster.drop_local_cluster_settings(cfg)
+    if dropped:
+        print(f"[aspo] attaching to the Ray cluster at {cluster.attaching_to_cluster(cfg)}: its nodes' resources "
+              f"apply, ray_kwargs.ray_init.{{{','.join(dropped)}}} ignored", flush=True)
     for warning in preflight(cfg):
         print(f"[aspo] WARNING: {warning}", file=sys.stderr, flush=True)
     _apply_derived_settings(cfg)
     resumed_from = check_resume_compatible(cfg)
     outputs = prepare_environment(cfg)
+    cluster.forward_environment(cfg)  # actors on a running cluster do not inherit this process's env
     print(
         f"[aspo] {cfg.aspo.hardware} run of loss_mode={cfg.actor_rollout_ref.actor.policy_loss.loss_mode}: "
         f"metrics -> {outputs['metrics']}, checkpoints -> {outputs['checkpoints']}",
