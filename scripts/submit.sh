@@ -9,7 +9,9 @@
 #   ASPO_NO_WAIT=1    return after submission instead of following the logs
 #   NNODES            trainer.nnodes for the recipe; DRY_RUN=1 prints the command
 # The job runs `cd <this repo> && ...` on the head node: the repo, its venv (or the Docker image) and
-# the data must be at the same paths on every node (shared filesystem or identical images).
+# the data must be at the same paths on every node (shared filesystem or identical images). Relative
+# output paths (runs/<project>/<experiment>) are made absolute against <this repo> by aspo-train.
+# The cluster's auth token is read as Ray does (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/ray_env.sh"
@@ -31,6 +33,7 @@ else
 fi
 
 head="${RAY_HEAD_ADDRESS:-127.0.0.1}"
+aspo_require_token
 nnodes_env=""
 if [ -n "${NNODES:-}" ]; then nnodes_env="NNODES=$(printf '%q' "$NNODES") "; fi
 entry_str="cd $(printf '%q' "$ROOT") && ${nnodes_env}$(printf '%q ' "${entry[@]}")"
