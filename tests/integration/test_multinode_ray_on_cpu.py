@@ -14,9 +14,9 @@ ports and own --temp-dir (so ``ray.init()`` elsewhere on this machine never find
   directory;
 - dry runs of the SLURM script.
 
-Teardown signals only the process groups this module started (and processes named by its temp
-dir); never a machine-wide ``ray stop``. The fixture is module-scoped and reusable: ``Cluster``
-keeps each node's ``Popen`` (its process group) and lists the node's processes (``pids``).
+Teardown signals only the processes this module started (each node's launch script and what runs
+under it, and processes named by its temp dir); never a machine-wide ``ray stop``. The fixture is module-scoped and reusable: ``Cluster``
+keeps each node's ``Popen`` and lists the node's processes (``processes``, ``pids``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,11 +78,18 @@ class Cluster:
         return clean_env(self.home, RAY_HEAD_ADDRESS="127.0.0.1", RAY_PORT=self.port, RAY_DASHBOARD_PORT=self.dash,
                          **extra)
 
+    def processes(self, node: str) -> list[psutil.Process]:
+        """``node``'s processes: its launch script and everything under it (``ray start --block``,
+        which makes itself a process group leader, and the raylet, its workers, ...). psutil's
+        signals check the process is still the same one, so a reused PID is never hit."""
+        try:
+            root = psutil.Process(self.nodes[node].pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
     def pids(self, node: str) -> list[int]:
-        """The processes of ``node``: its launch script's process group (ray start --block, raylet, ...)."""
-        pgid = self.nodes[node].pid
-        out = subprocess.run(["ps", "-eo", "pid=,pgid="], capture_output=True, text=True).stdout
-        return [int(pid) for pid, group in (line.split() for line in out.splitlines()) if int(group) == pgid]
+        return [p.pid for p in self.processes(node)]
 
 
 def _start_node(cluster: Cluster, kind: str, args: list[str], env: dict, out) -> None:
@@ -136,24 +143,35 @@ def cluster():
         _wait_for(c, 2)
         yield c
     finally:
-        for p in c.nodes.values():  # our own process groups only
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in c.nodes.values():
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        time.sleep(1)
-        left = subprocess.run(["pgrep", "-f", temp], capture_output=True, text=True).stdout.split()
-        for pid in left:  # processes of this cluster that left our groups (started by us, named by temp dir)
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        shutil.rmtree(temp, ignore_errors=True)
+        _stop(c)
+
+
+def _stop(c: Cluster) -> None:
+    """SIGTERM to every process of our nodes, then SIGKILL to what is left and to processes named
+    by our temp dir that left the tree."""
+    procs = [p for kind in c.nodes for p in c.processes(kind)]
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    # Most of Ray's processes were still there 10 s and 30 s after SIGTERM (2 busy cores): a short
+    # grace, then SIGKILL.
+    _, alive = psutil.wait_procs(procs, timeout=5)
+    left = {p.pid: p for p in alive}
+    for pid in subprocess.run(["pgrep", "-f", c.temp], capture_output=True, text=True).stdout.split():
+        try:
+            left.setdefault(int(pid), psutil.Process(int(pid)))
+        except psutil.NoSuchProcess:
+            pass
+    for p in left.values():
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    for proc in c.nodes.values():
+        proc.wait(timeout=30)
+    shutil.rmtree(c.temp, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -162,7 +180,9 @@ def test_head_made_the_token_the_worker_joined_with_it(cluster):
     assert token.stat().st_mode & 0o777 == 0o600 and len(token.read_text()) == 64
     log = cluster.log.read_text()
     assert f"auth token: created {token} (mode 0600)" in log
-    assert cluster.pids("worker") and cluster.pids("head")
+    # What a test that kills the worker node needs: that node's raylet among its processes.
+    assert any(p.name() == "raylet" for p in cluster.processes("worker"))
+    assert not set(cluster.pids("worker")) & set(cluster.pids("head"))
 
 
 @pytest.mark.slow
