@@ -29,7 +29,7 @@ import hydra
 import psutil
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from aspo import preemption, restarts
+from aspo import cluster, preemption, restarts
 from aspo.checkpoint import CheckpointMismatchError, CheckpointUnusableError, check_resume_compatible, checkpoint_to_resume
 from aspo.cli_args import with_defaults
 from aspo.preflight import PreflightError, preflight
@@ -159,6 +159,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     register_resolvers()
     OmegaConf.resolve(cfg)
     _resolve_model_paths(cfg)
+    # Actors on a cluster started beforehand resolve relative paths against their raylet's cwd.
+    cluster.absolutize_paths(cfg)
+    dropped = cluster.drop_local_cluster_settings(cfg)
+    if dropped:
+        print(f"[aspo] attaching to the Ray cluster at {cluster.attaching_to_cluster(cfg)}: its nodes' resources "
+              f"apply, ray_kwargs.ray_init.{{{','.join(dropped)}}} ignored", flush=True)
     for warning in preflight(cfg):
         print(f"[aspo] WARNING: {warning}", file=sys.stderr, flush=True)
     _apply_derived_settings(cfg)
@@ -166,6 +172,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     guard = preemption.guard_for(cfg)  # sets aspo.stop_file
     max_restarts = restarts.check_max_restarts(cfg.aspo.get("max_restarts", 0))
     outputs = prepare_environment(cfg)
+    cluster.forward_environment(cfg)  # actors on a running cluster do not inherit this process's env
     print(
         f"[aspo] {cfg.aspo.hardware} run of loss_mode={cfg.actor_rollout_ref.actor.policy_loss.loss_mode}: "
         f"metrics -> {outputs['metrics']}, checkpoints -> {outputs['checkpoints']}",

@@ -2,8 +2,10 @@
 # Join this node to an aspo Ray cluster.
 #   bash scripts/ray_start_worker.sh <head-ip>[:port] [extra `ray start` args]
 # Waits up to RAY_WAIT_S (300) seconds for the head to accept connections (SLURM starts nodes
-# together). Env: RAY_PORT (6379), RAY_BLOCK=1 (stay in the foreground), DRY_RUN=1, NCCL knobs:
-# scripts/ray_env.sh.
+# together). Env: RAY_PORT (6379), RAY_BLOCK=1 (stay in the foreground), DRY_RUN=1, ASPO_NODE_IP
+# (the address this node advertises, for multi-homed hosts; default: Ray's choice), NCCL knobs:
+# scripts/ray_env.sh. The cluster's auth token is read as Ray does (RAY_AUTH_TOKEN,
+# RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token); without one this stops with the fix.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/ray_env.sh"
 
@@ -25,7 +27,9 @@ if [ "${DRY_RUN:-0}" != 1 ]; then
         sleep 2
     done
 fi
+aspo_require_token
 args=("$RAY_BIN" start --address="$head")
+if [ -n "${ASPO_NODE_IP:-}" ]; then args+=(--node-ip-address="$ASPO_NODE_IP"); fi
 if [ "${RAY_BLOCK:-0}" = 1 ]; then args+=(--block); fi
 echo "[aspo-ray] joining $head" >&2
 aspo_run "${args[@]}" "$@"
