@@ -275,3 +275,63 @@ def test_sbatch_dry_run_prints_the_plan(tmp_path):
     outside = subprocess.run(["bash", str(ROOT / "scripts" / "slurm" / "aspo.sbatch"), "grpo_math_1p5b"],
                              env={k: v for k, v in env.items() if k != "DRY_RUN"}, capture_output=True, text=True, timeout=30)
     assert outside.returncode == 2 and "not inside a SLURM allocation" in outside.stderr
+
+
+@pytest.fixture(scope="module")
+def lost_node_job(cluster, quickstart_job):
+    """quickstart_tiny submitted with ``aspo.max_restarts=1``; once step 1 is checkpointed, every process
+    of the worker node (the one with the "GPU": the trainer's node) is SIGKILLed, and a replacement
+    node joins, as a cluster manager would bring one. Runs after ``quickstart_job`` on the same cluster."""
+    project, experiment = "aspo-multinode-test", f"lost-{uuid.uuid4().hex[:8]}"
+    run_dir = ROOT / "runs" / project / experiment
+    cmd = ["bash", str(ROOT / "scripts" / "submit.sh"), "--", "aspo-train", "--config-name", "quickstart_tiny",
+           "hardware=cpu", f"trainer.project_name={project}", f"trainer.experiment_name={experiment}",
+           "trainer.total_training_steps=4", "trainer.save_freq=1", "trainer.test_freq=-1",
+           "data.train_max_samples=32", "aspo.max_restarts=1"]
+    log = Path(cluster.temp) / "lost_node_job.log"
+    killed: list[int] = []
+    try:
+        with log.open("w") as out:
+            job = subprocess.Popen(cmd, env=cluster.env(), stdout=out, stderr=subprocess.STDOUT, text=True)
+            tracker = run_dir / "latest_checkpointed_iteration.txt"
+            deadline = time.time() + 400
+            while time.time() < deadline and job.poll() is None:
+                if tracker.exists() and tracker.read_text().strip() not in ("", "0"):
+                    break
+                time.sleep(0.5)
+            assert job.poll() is None, f"the job ended before its first checkpoint:\n{log.read_text()[-4000:]}"
+            assert tracker.exists(), f"no checkpoint within 400 s:\n{log.read_text()[-4000:]}"
+            procs = cluster.processes("worker")
+            killed = [p.pid for p in procs]
+            for p in procs:
+                try:
+                    p.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            psutil.wait_procs(procs, timeout=30)
+            cluster.nodes["worker"].wait(timeout=30)
+            agent = _free_ports(1)[0]
+            with cluster.log.open("a") as launch:
+                _start_node(cluster, "worker", [f"127.0.0.1:{cluster.port}", "--num-cpus=8", "--num-gpus=1",
+                                                "--object-store-memory=200000000", f"--temp-dir={cluster.temp}",
+                                                "--disable-usage-stats", f"--dashboard-agent-listen-port={agent}"],
+                            cluster.env(RAY_BLOCK=1, RAY_HEAD_IP="127.0.0.1", RAY_WAIT_S=120), launch)
+            job.wait(timeout=600)
+        yield job.returncode, log.read_text(), run_dir, killed
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_lost_worker_node_restarts_from_the_last_checkpoint(lost_node_job):
+    returncode, out, run_dir, killed = lost_node_job
+    assert killed
+    assert returncode == 0 and "succeeded" in out, out[-5000:]
+    restarts = re.findall(r"\[aspo\] restart 1/1: (\w+)", out)
+    assert len(restarts) == 1, out[-5000:]
+    assert "restart 2/" not in out
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    steps = [r["step"] for r in records if any(k.startswith("actor/") for k in r["data"])]
+    assert steps == [1, 2, 3, 4], steps  # each step logged once: the lost step was redone, not duplicated
+    assert (run_dir / "latest_checkpointed_iteration.txt").read_text().strip() == "4"
