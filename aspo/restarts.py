@@ -3,8 +3,10 @@
 A lost process (a preempted or crashed node, a worker killed by the OS) ends verl's ``run_ppo`` with
 one of Ray's "something died" errors, often wrapped: the TaskRunner actor calls the worker groups,
 so the driver sees ``RayTaskError`` around ``ActorDiedError``, and verl code may re-raise with
-``raise ... from err``. ``lost_process`` follows those causes. Anything else (a config error, a bug
-in the trainer, out of memory) fails the same way on every attempt and is not retried.
+``raise ... from err``. ``lost_process`` follows those causes. A node lost mid-rollout can also end
+the run with verl's own error (the requests it served failed): then Ray's node table decides
+(``nodes_lost_since``). Anything else (a config error, a bug in the trainer, out of memory) fails
+the same way on every attempt and is not retried.
 
 Each restart shuts the driver's Ray down (``ray.shutdown()``: a local cluster is stopped, an
 attached one is left and reattached by the next ``ray.init``) and calls ``run_ppo`` again, which
@@ -93,6 +95,85 @@ def _summary(err: BaseException, width: int = 240) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+def nodes_lost_since(start_s: float, wait_s: float = 0.0, poll_s: float = 3.0) -> list[str]:
+    """Ray nodes that died at or after ``start_s`` (epoch seconds), waiting up to ``wait_s`` for Ray to notice.
+
+    A node lost in the middle of a rollout does not always surface as one of Ray's "died" errors:
+    the requests it was serving fail, and verl's replay buffer then stops with its own RuntimeError
+    ("no materializable trajectories"), often before Ray's health checks (a few seconds apart) mark
+    the node dead. So after a failure that names no lost process, the node table decides. Only nodes
+    whose end time falls in this attempt count, so an old dead node of a long-lived cluster does not
+    turn every later bug into a restart.
+    """
+    import time
+
+    import ray
+
+    if not ray.is_initialized():
+        return []
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            from ray.util.state import list_nodes
+
+            dead = list_nodes(filters=[("state", "=", "DEAD")], detail=True, raise_on_missing_output=False)
+            lost = [f"{n.node_ip} ({n.node_id[:8]})" for n in dead if (n.end_time_ms or 0) >= start_s * 1000]
+        except Exception:  # no state API (dashboard off): any dead node counts
+            lost = [f"{n.get('NodeManagerAddress')} ({str(n.get('NodeID'))[:8]})" for n in ray.nodes() if not n.get("Alive")]
+        if lost or time.time() >= deadline:
+            return lost
+        time.sleep(poll_s)
+
+
+# How long a failure that names no lost process waits for Ray to report a dead node (restarts on only).
+NODE_DEATH_WAIT_S = 45.0
+# How often the watchdog looks at Ray's node table while a run with restarts on is going.
+WATCHDOG_POLL_S = 5.0
+
+
+class NodeWatchdog:
+    """Interrupts the driver when a Ray node dies during the attempt (restarts on only).
+
+    A node lost mid-rollout can leave verl's trainer waiting forever for trajectories that the dead
+    node's agent loop will never write: no error reaches the driver. The watchdog polls the node
+    table from a thread and, on a death, interrupts the main thread (a KeyboardInterrupt is the one
+    exception that breaks a blocked ``ray.get``; sent as a real SIGINT); ``run_with_restarts`` then
+    restarts the run.
+    """
+
+    def __init__(self, started: float, lost_nodes: Callable[[float, float], list[str]], poll_s: Optional[float] = None):
+        import threading
+
+        self.started, self.lost_nodes, self.poll_s = started, lost_nodes, poll_s or WATCHDOG_POLL_S
+        self.lost: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="aspo-node-watchdog", daemon=True)
+
+    def __enter__(self) -> "NodeWatchdog":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.poll_s + 5)
+
+    def _watch(self) -> None:
+        import os
+        import signal
+
+        while not self._stop.wait(self.poll_s):
+            try:
+                lost = self.lost_nodes(self.started, 0.0)
+            except Exception:
+                continue
+            if lost and not self._stop.is_set():
+                self.lost = lost
+                # A real SIGINT (Python's handler raises KeyboardInterrupt in the main thread): unlike
+                # _thread.interrupt_main() it also wakes a main thread blocked in a system call.
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+
+
 def shutdown_ray() -> None:
     import ray
 
@@ -108,6 +189,7 @@ def run_with_restarts(
     stop_requested: Callable[[], bool] = lambda: False,
     before_restart: Callable[[], None] = shutdown_ray,
     log: Callable[[str], None] | None = None,
+    lost_nodes: Callable[[float, float], list[str]] = nodes_lost_since,
 ) -> int:
     """Call ``attempt`` until it returns; after a lost process, again, up to ``max_restarts`` times.
 
@@ -115,14 +197,36 @@ def run_with_restarts(
     is never answered by a restart.
     """
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    import time
+
     restarts = 0
     while True:
+        started = time.time()
+        watchdog = NodeWatchdog(started, lost_nodes) if restarts < max_restarts else None
         try:
-            attempt()
+            if watchdog is None:
+                attempt()
+            else:
+                with watchdog:
+                    attempt()
             return restarts
         except BaseException as err:
+            if stop_requested():
+                raise
             reason = lost_process(err)
-            if reason is None or stop_requested():
+            if reason is None and watchdog is not None and watchdog.lost:
+                reason = f"Ray node(s) died during the run: {', '.join(watchdog.lost)} (the run was still waiting on them)"
+            if reason is None and restarts < max_restarts and not isinstance(err, (KeyboardInterrupt, SystemExit)):
+                log(f"[aspo] the run failed ({type(err).__name__}); checking whether a Ray node died "
+                    f"(up to {NODE_DEATH_WAIT_S:.0f} s) before giving up")
+                nodes = lost_nodes(started, NODE_DEATH_WAIT_S)
+                if nodes:
+                    import ray.exceptions
+
+                    inner = next((c for c in causes(err) if not isinstance(c, ray.exceptions.RayError)), err)
+                    first = (str(inner).strip().splitlines() or [""])[0][:160]
+                    reason = f"Ray node(s) died during the run: {', '.join(nodes)}; then {type(inner).__name__}: {first}"
+            if reason is None:
                 raise
             if restarts >= max_restarts:
                 if max_restarts > 0:

@@ -278,7 +278,7 @@ def test_sbatch_dry_run_prints_the_plan(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def lost_node_job(cluster, quickstart_job):
+def lost_node_job(cluster, quickstart_job, tmp_path_factory):
     """quickstart_tiny submitted with ``aspo.max_restarts=1``; once step 1 is checkpointed, every process
     of the worker node (the one with the "GPU": the trainer's node) is SIGKILLed, and a replacement
     node joins, as a cluster manager would bring one. Runs after ``quickstart_job`` on the same cluster."""
@@ -288,7 +288,7 @@ def lost_node_job(cluster, quickstart_job):
            "hardware=cpu", f"trainer.project_name={project}", f"trainer.experiment_name={experiment}",
            "trainer.total_training_steps=4", "trainer.save_freq=1", "trainer.test_freq=-1",
            "data.train_max_samples=32", "aspo.max_restarts=1"]
-    log = Path(cluster.temp) / "lost_node_job.log"
+    log = tmp_path_factory.mktemp("lost_node") / "job.log"  # kept by pytest after the cluster is gone
     killed: list[int] = []
     try:
         with log.open("w") as out:

@@ -175,3 +175,70 @@ def test_restarts_are_off_by_default_and_on_in_the_paper_recipes():
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             cfg = compose(config_name=name, overrides=["hardware=cuda"])
         assert check_max_restarts(cfg.aspo.max_restarts) == expected, name
+
+
+def test_failure_after_a_node_died_mid_rollout_is_restarted():
+    # A node lost mid-rollout: verl's replay buffer fails with its own error before Ray names the loss.
+    bug_like = RuntimeError("Sync replay buffer selected terminal groups with no materializable trajectories.")
+    asked = []
+
+    def lost_nodes(start, wait):
+        asked.append((start, wait))
+        return ["10.0.0.7 (abcd1234)"]
+
+    attempt = _Attempts(_task_error(bug_like), None)
+    restarts, lines, shutdowns = _run(attempt, 1, lost_nodes=lost_nodes)
+    assert (restarts, attempt.calls, len(shutdowns)) == (1, 2, 1)
+    assert asked and asked[0][1] == 45.0
+    assert lines[-1].startswith("[aspo] restart 1/1: Ray node(s) died during the run: 10.0.0.7 (abcd1234); then ")
+    assert "no materializable trajectories" in lines[-1]
+
+
+def test_failure_without_a_dead_node_is_raised_and_restarts_off_do_not_wait():
+    calls = []
+    attempt = _Attempts(_task_error(KeyError("bug")), None)
+    with pytest.raises(KeyError):
+        _run(attempt, 2, lost_nodes=lambda start, wait: calls.append(wait) or [])
+    assert calls == [45.0] and attempt.calls == 1
+    attempt = _Attempts(_task_error(KeyError("bug")), None)
+    with pytest.raises(KeyError):
+        _run(attempt, 0, lost_nodes=lambda start, wait: pytest.fail("restarts are off: nothing to wait for"))
+
+
+def test_nodes_lost_since_without_ray_is_empty():
+    from aspo.restarts import nodes_lost_since
+
+    assert nodes_lost_since(0.0, wait_s=0.0) == []
+
+
+def test_watchdog_interrupts_a_run_that_hangs_on_a_dead_node():
+    # verl can wait forever for trajectories a dead node will never write: the watchdog breaks the wait.
+    import time
+
+    from aspo import restarts as r
+
+    polls = []
+
+    def lost_nodes(start, wait):
+        polls.append(wait)
+        return ["10.0.0.7 (abcd1234)"] if len(polls) >= 2 else []
+
+    state = {"calls": 0}
+
+    def attempt():
+        state["calls"] += 1
+        if state["calls"] == 1:
+            time.sleep(30)  # a hang; the watchdog's KeyboardInterrupt ends it
+            pytest.fail("the watchdog did not interrupt the hang")
+
+    old = r.WATCHDOG_POLL_S
+    r.WATCHDOG_POLL_S = 0.05
+    try:
+        t0 = time.time()
+        lines = []
+        n = run_with_restarts(attempt, 1, log=lines.append, before_restart=lambda: None, lost_nodes=lost_nodes)
+    finally:
+        r.WATCHDOG_POLL_S = old
+    assert n == 1 and state["calls"] == 2 and time.time() - t0 < 10
+    assert lines == ["[aspo] restart 1/1: Ray node(s) died during the run: 10.0.0.7 (abcd1234) "
+                     "(the run was still waiting on them); resuming from the last checkpoint"]

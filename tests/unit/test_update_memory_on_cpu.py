@@ -41,7 +41,7 @@ def test_verl_engine_computes_entropy_as_the_benchmark_mirrors():
 @pytest.mark.slow
 def test_bench_update_memory_shows_aspo_extra_memory_removed():
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_update_memory.py"), "--tokens", "512", "--vocab", "32000"],
+        [sys.executable, str(ROOT / "scripts" / "bench_update_memory.py"), "--tokens", "1024", "--vocab", "32000"],
         capture_output=True, text=True, timeout=600, check=True,
     ).stdout
     rows = {}
@@ -50,7 +50,10 @@ def test_bench_update_memory_shows_aspo_extra_memory_removed():
         if parts and parts[0] in ("grpo", "grpo+chunk/ckpt", "aspo", "aspo+chunk/ckpt"):
             rows[parts[0]] = float(parts[1])
     assert set(rows) == {"grpo", "grpo+chunk/ckpt", "aspo", "aspo+chunk/ckpt"}, out
-    logits_gib = 512 * 32000 * 4 / 2**30
-    # Plain entropy keeps about one more logits-sized tensor through backward; chunked+checkpointed does not.
-    assert rows["aspo"] - rows["grpo"] > 0.5 * logits_gib, out
-    assert rows["aspo+chunk/ckpt"] - rows["grpo"] < 0.25 * logits_gib, out
+    logits_gib = 1024 * 32000 * 4 / 2**30
+    # Plain entropy keeps about one more logits-sized tensor through backward; chunked+checkpointed does
+    # not. RSS peaks carry allocator noise (the two GRPO variants compute the same thing and differed
+    # by up to 8% in CI), so ASPO+chunk/ckpt is compared with the larger of the two GRPO peaks.
+    grpo = max(rows["grpo"], rows["grpo+chunk/ckpt"])
+    assert rows["aspo"] - grpo > 0.5 * logits_gib, out
+    assert rows["aspo+chunk/ckpt"] - grpo < 0.25 * logits_gib, out
