@@ -131,6 +131,12 @@ NODE_DEATH_WAIT_S = 45.0
 WATCHDOG_POLL_S = 5.0
 
 
+def signal_default():
+    import signal
+
+    return signal.SIG_DFL
+
+
 class NodeWatchdog:
     """Interrupts the driver when a Ray node dies during the attempt (restarts on only).
 
@@ -150,12 +156,32 @@ class NodeWatchdog:
         self._thread = threading.Thread(target=self._watch, name="aspo-node-watchdog", daemon=True)
 
     def __enter__(self) -> "NodeWatchdog":
+        import signal
+        import threading
+
+        # Our own SIGINT handler while watching: the process's may be SIG_IGN or a library's.
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
         self._thread.start()
         return self
 
+    def _on_sigint(self, signum, frame):
+        if self.lost:
+            raise KeyboardInterrupt(f"Ray node(s) died during the run: {', '.join(self.lost)}")
+        previous = self._previous
+        if callable(previous):
+            return previous(signum, frame)
+        if previous == signal_default():
+            raise KeyboardInterrupt
+
     def __exit__(self, *exc) -> None:
+        import signal
+
         self._stop.set()
         self._thread.join(timeout=self.poll_s + 5)
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
     def _watch(self) -> None:
         import os

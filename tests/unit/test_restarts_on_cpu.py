@@ -242,3 +242,14 @@ def test_watchdog_interrupts_a_run_that_hangs_on_a_dead_node():
     assert n == 1 and state["calls"] == 2 and time.time() - t0 < 10
     assert lines == ["[aspo] restart 1/1: Ray node(s) died during the run: 10.0.0.7 (abcd1234) "
                      "(the run was still waiting on them); resuming from the last checkpoint"]
+
+
+def test_watchdog_interrupts_even_when_sigint_is_ignored():
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        test_watchdog_interrupts_a_run_that_hangs_on_a_dead_node()
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # restored after the watch
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -38,22 +38,43 @@ def test_verl_engine_computes_entropy_as_the_benchmark_mirrors():
     assert "entropy_from_logits = verl_F.entropy_from_logits_with_chunking" in src
 
 
+def _saved_bytes_beyond(fn, logits) -> int:
+    """Bytes autograd keeps for backward while ``fn(logits)`` is alive, the logits' own storage excluded."""
+    import torch
+
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = fn(logits)
+    storages = {(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) for t in saved}
+    storages.discard((logits.untyped_storage().data_ptr(), logits.untyped_storage().nbytes()))
+    del out
+    return sum(nbytes for _, nbytes in storages)
+
+
+def test_entropy_as_verl_computes_it_keeps_a_logits_sized_tensor_unless_checkpointed():
+    """What scripts/bench_update_memory.py measures as peak RSS (noisy: allocator), counted exactly:
+    plain entropy keeps [tokens, vocab] temporaries for backward; chunked + checkpointed keeps none."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("bench_update_memory", ROOT / "scripts" / "bench_update_memory.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    logits = torch.randn(256, 4096, requires_grad=True)
+    logits_bytes = logits.numel() * logits.element_size()
+    plain = _saved_bytes_beyond(lambda x: bench.entropy_like_verl_engine(x, False, False, 2048), logits)
+    ckpt = _saved_bytes_beyond(lambda x: bench.entropy_like_verl_engine(x, True, True, 2048), logits)
+    assert plain >= logits_bytes, (plain, logits_bytes)
+    assert ckpt < 0.01 * logits_bytes, (ckpt, logits_bytes)
+
+
 @pytest.mark.slow
-def test_bench_update_memory_shows_aspo_extra_memory_removed():
+def test_bench_update_memory_runs_and_prints_each_variant():
     out = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_update_memory.py"), "--tokens", "1024", "--vocab", "32000"],
+        [sys.executable, str(ROOT / "scripts" / "bench_update_memory.py"), "--tokens", "256", "--vocab", "8000"],
         capture_output=True, text=True, timeout=600, check=True,
     ).stdout
-    rows = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if parts and parts[0] in ("grpo", "grpo+chunk/ckpt", "aspo", "aspo+chunk/ckpt"):
-            rows[parts[0]] = float(parts[1])
-    assert set(rows) == {"grpo", "grpo+chunk/ckpt", "aspo", "aspo+chunk/ckpt"}, out
-    logits_gib = 1024 * 32000 * 4 / 2**30
-    # Plain entropy keeps about one more logits-sized tensor through backward; chunked+checkpointed does
-    # not. RSS peaks carry allocator noise (the two GRPO variants compute the same thing and differed
-    # by up to 8% in CI), so ASPO+chunk/ckpt is compared with the larger of the two GRPO peaks.
-    grpo = max(rows["grpo"], rows["grpo+chunk/ckpt"])
-    assert rows["aspo"] - grpo > 0.5 * logits_gib, out
-    assert rows["aspo+chunk/ckpt"] - grpo < 0.25 * logits_gib, out
+    for name in ("grpo", "grpo+chunk/ckpt", "aspo", "aspo+chunk/ckpt"):
+        assert any(line.split()[:1] == [name] for line in out.splitlines()), out
+    assert "ASPO extra over GRPO" in out
