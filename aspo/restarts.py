@@ -131,12 +131,6 @@ NODE_DEATH_WAIT_S = 45.0
 WATCHDOG_POLL_S = 5.0
 
 
-def signal_default():
-    import signal
-
-    return signal.SIG_DFL
-
-
 class NodeWatchdog:
     """Interrupts the driver when a Ray node dies during the attempt (restarts on only).
 
@@ -172,7 +166,9 @@ class NodeWatchdog:
         previous = self._previous
         if callable(previous):
             return previous(signum, frame)
-        if previous == signal_default():
+        import signal
+
+        if previous == signal.SIG_DFL:
             raise KeyboardInterrupt
 
     def __exit__(self, *exc) -> None:
