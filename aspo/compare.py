@@ -2,7 +2,13 @@
 
 Each run is a metrics JSONL (verl's file logger). Columns: validation accuracy at the first and
 last validated step and its best, mean training reward, mean entropy, mean clip and dual-clip
-fractions, and seconds per step (verl's ``timing_s/step``).
+fractions, the mean NLL scale ratio of negative- to positive-advantage responses (ASymPO's scale
+imbalance, ``actor/nll_ratio_neg_pos``), the largest trajectory staleness reached (verl's
+``training/off_policy/trajectory_staleness/max``; 0 in sync mode), seconds per step (verl's
+``timing_s/step``) and the steps per hour it implies.
+
+``panels="async"`` draws the asynchronous-training view instead of the loss view: reward, entropy,
+NLL scale ratio, staleness and step time by step.
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ COLUMNS = {
     "clipfrac": ["actor/pg_clipfrac"],
     "dualclip": ["actor/pg_dualclipfrac_pos"],
     "dualclip_neg": ["actor/pg_dualclipfrac_neg"],
+    "nll_ratio": ["actor/nll_ratio_neg_pos"],
     "s_per_step": ["timing_s/step"],
 }
+# Reported as the largest value over the run, not the mean.
+MAXIMA = {"staleness": ["training/off_policy/trajectory_staleness/max"]}
 
 
 @dataclass
@@ -35,6 +44,7 @@ class RunSummary:
     val_best: float | None
     val_loose_end: float | None
     means: dict[str, float | None]
+    maxima: dict[str, float | None]
 
 
 def _values(series: Series, key: str | None) -> list[float]:
@@ -50,6 +60,10 @@ def summarize(name: str, series: Series) -> RunSummary:
     for col, patterns in COLUMNS.items():
         values = _values(series, first_match(series, patterns))
         means[col] = statistics.fmean(values) if values else None
+    maxima = {}
+    for col, patterns in MAXIMA.items():
+        values = _values(series, first_match(series, patterns))
+        maxima[col] = max(values) if values else None
     steps = max((max(v) for v in series.values() if v), default=0)
     return RunSummary(
         name=name,
@@ -59,6 +73,7 @@ def summarize(name: str, series: Series) -> RunSummary:
         val_best=max(val) if val else None,
         val_loose_end=loose[-1] if loose else None,
         means=means,
+        maxima=maxima,
     )
 
 
@@ -69,15 +84,19 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 def markdown_table(rows: list[RunSummary]) -> str:
     header = (
         "| loss | steps | val acc start | val acc end | val acc best | val last-number acc end | mean reward "
-        "| mean entropy | clip frac | dual-clip frac (A>0 / A<0) | s/step |"
+        "| mean entropy | clip frac | dual-clip frac (A>0 / A<0) | NLL ratio (A<0 / A>0) | staleness max "
+        "| s/step | steps/hour |"
     )
-    lines = [header, "|" + "|".join(["---"] * 11) + "|"]
+    lines = [header, "|" + "|".join(["---"] * 14) + "|"]
     for r in rows:
         m = r.means
+        per_hour = 3600 / m["s_per_step"] if m["s_per_step"] else None
+        staleness = r.maxima["staleness"]
         lines.append(
             f"| {r.name} | {r.steps} | {_fmt(r.val_start)} | {_fmt(r.val_end)} | {_fmt(r.val_best)} "
             f"| {_fmt(r.val_loose_end)} | {_fmt(m['reward'])} | {_fmt(m['entropy'])} | {_fmt(m['clipfrac'], 4)} "
-            f"| {_fmt(m['dualclip'], 4)} / {_fmt(m['dualclip_neg'], 4)} | {_fmt(m['s_per_step'], 1)} |"
+            f"| {_fmt(m['dualclip'], 4)} / {_fmt(m['dualclip_neg'], 4)} | {_fmt(m['nll_ratio'])} "
+            f"| {'n/a' if staleness is None else int(staleness)} | {_fmt(m['s_per_step'], 1)} | {_fmt(per_hour, 0)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -90,16 +109,27 @@ PANELS = {
     "dual-clip fraction (A>0 solid, A<0 dashed)": ["actor/pg_dualclipfrac_pos", "actor/pg_dualclipfrac_neg"],
     "response length": ["response_length/mean"],
 }
+ASYNC_PANELS = {
+    "validation accuracy": VAL_ACC[:1] + VAL_LOOSE,
+    "train reward (critic/score/mean)": ["critic/score/mean"],
+    "entropy": ["actor/entropy"],
+    "NLL scale ratio, A<0 / A>0 (actor/nll_ratio_neg_pos)": ["actor/nll_ratio_neg_pos"],
+    "trajectory staleness (max)": ["training/off_policy/trajectory_staleness/max"],
+    "seconds per step": ["timing_s/step"],
+}
+PANEL_SETS = {"losses": PANELS, "async": ASYNC_PANELS}
 
 
-def plot_runs(runs: dict[str, Series], out: str | Path) -> Path:
+def plot_runs(runs: dict[str, Series], out: str | Path, panels: str = "losses") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if panels not in PANEL_SETS:
+        raise ValueError(f"unknown panel set {panels!r}; choose one of {sorted(PANEL_SETS)}")
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-    for ax, (title, patterns) in zip(axes.flat, PANELS.items(), strict=True):
+    for ax, (title, patterns) in zip(axes.flat, PANEL_SETS[panels].items(), strict=True):
         drawn = False
         for run_index, (name, series) in enumerate(runs.items()):
             for i, pattern in enumerate(patterns):
@@ -124,8 +154,10 @@ def plot_runs(runs: dict[str, Series], out: str | Path) -> Path:
     return out
 
 
-def compare(run_files: dict[str, str | Path], out_dir: str | Path, stem: str = "comparison") -> tuple[Path, Path]:
-    """Write ``<stem>.md`` and ``<stem>.png`` for the given ``{loss name: metrics.jsonl}``."""
+def compare(
+    run_files: dict[str, str | Path], out_dir: str | Path, stem: str = "comparison", panels: str = "losses"
+) -> tuple[Path, Path]:
+    """Write ``<stem>.md`` and ``<stem>.png`` for the given ``{run name: metrics.jsonl}``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = {}
@@ -136,5 +168,5 @@ def compare(run_files: dict[str, str | Path], out_dir: str | Path, stem: str = "
     table = markdown_table([summarize(name, s) for name, s in runs.items()])
     md = out_dir / f"{stem}.md"
     md.write_text(table)
-    png = plot_runs(runs, out_dir / f"{stem}.png")
+    png = plot_runs(runs, out_dir / f"{stem}.png", panels)
     return md, png

@@ -4,9 +4,18 @@
 #
 #   bash scripts/compare_losses.sh                         # smollm2_arith_cpu: aspo, vanilla, no_is
 #   STEPS=8 LOSSES="aspo vanilla" OUT=docs bash scripts/compare_losses.sh trainer.test_freq=4
+#   MODES="sync async" STALENESS=2 LOSSES="asympo spo aspo vanilla" bash scripts/compare_losses.sh
 #
 # Env: CONFIG (recipe name), LOSSES, STEPS, RUNS (root of the run dirs), OUT (where the table and
-# plot go), STEM (their file name). Extra arguments are overrides passed to every run.
+# plot go), STEM (their file name), PANELS (losses | async: which curves the plot shows; async
+# when MODES has async). Extra arguments are overrides passed to every run.
+#
+# MODES (default sync): "async" runs verl's colocate_async trainer with generation STALENESS
+# (default 2) batches ahead of training (trainer.v1.colocate_async.num_warmup_batches) and the
+# rollout's behaviour log-probs as the old policy (algorithm.rollout_correction.bypass_mode=true,
+# which ratio losses need and asympo/spo ignore). With two modes a run is named <loss>-<mode>, and
+# PAIRED=1 (the default then) runs the modes of one loss side by side, one CPU thread each
+# (ASPO_CPU_THREADS=1), so both see the same machine load and their s/step compare fairly.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -18,26 +27,56 @@ STEPS="${STEPS:-20}"
 RUNS="${RUNS:-runs/compare-$CONFIG}"
 OUT="${OUT:-$RUNS}"
 STEM="${STEM:-$CONFIG}"
+MODES="${MODES:-sync}"
+STALENESS="${STALENESS:-2}"
+read -r -a modes <<< "$MODES"
+PAIRED="${PAIRED:-$([[ ${#modes[@]} -gt 1 ]] && echo 1 || echo 0)}"
+PANELS="${PANELS:-$([[ " $MODES " == *" async "* ]] && echo async || echo losses)}"
 
-files=()
-for loss in $LOSSES; do
-    dir="$RUNS/$loss"
-    echo "[compare] $loss -> $dir (log: $dir.log)"
-    mkdir -p "$RUNS"
+mode_overrides() {
+    case "$1" in
+        sync) echo "trainer.v1.trainer_mode=sync" ;;
+        async) echo "trainer.v1.trainer_mode=colocate_async trainer.v1.colocate_async.num_warmup_batches=$STALENESS algorithm.rollout_correction.bypass_mode=true" ;;
+        *) echo "[compare] unknown mode '$1' in MODES; use sync and/or async" >&2; return 1 ;;
+    esac
+}
+
+run_one() {  # loss mode name
+    local dir="$RUNS/$3" extra
+    extra="$(mode_overrides "$2")"
+    echo "[compare] $3 -> $dir (log: $dir.log)"
+    # shellcheck disable=SC2086  # extra is a list of Hydra overrides
     aspo-train --config-name "$CONFIG" \
-        actor_rollout_ref.actor.policy_loss.loss_mode="$loss" \
+        actor_rollout_ref.actor.policy_loss.loss_mode="$1" \
         trainer.total_training_steps="$STEPS" \
         trainer.default_local_dir="$dir" \
         trainer.resume_mode=disable \
-        "$@" > "$dir.log" 2>&1
-    files+=("$loss=$dir/metrics.jsonl")
+        $extra "${OVERRIDES[@]}" > "$dir.log" 2>&1
+}
+
+OVERRIDES=("$@")
+for mode in "${modes[@]}"; do mode_overrides "$mode" > /dev/null; done
+mkdir -p "$RUNS"
+files=()
+for loss in $LOSSES; do
+    pids=()
+    for mode in "${modes[@]}"; do
+        name="$loss"; [[ ${#modes[@]} -gt 1 ]] && name="$loss-$mode"
+        files+=("$name=$RUNS/$name/metrics.jsonl")
+        if [[ "$PAIRED" == 1 ]]; then
+            ASPO_CPU_THREADS=1 run_one "$loss" "$mode" "$name" & pids+=($!)
+        else
+            run_one "$loss" "$mode" "$name"
+        fi
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
 done
 
-python - "$OUT" "$STEM" "${files[@]}" <<'PY'
+python - "$OUT" "$STEM" "$PANELS" "${files[@]}" <<'PY'
 import sys
 from aspo.compare import compare
-out, stem, *pairs = sys.argv[1:]
-md, png = compare(dict(p.split("=", 1) for p in pairs), out, stem)
+out, stem, panels, *pairs = sys.argv[1:]
+md, png = compare(dict(p.split("=", 1) for p in pairs), out, stem, panels)
 print(open(md).read())
 print(f"[compare] table: {md}\n[compare] plot:  {png}")
 PY
