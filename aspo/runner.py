@@ -411,7 +411,7 @@ class AspoTrainerMixin(PreemptibleTrainer):
         import numpy as np
         import transfer_queue as tq
 
-        from aspo.metrics import entropy_by_sign, repetition_by_sign
+        from aspo.metrics import entropy_by_sign, repetition_by_sign, sign_shares
 
         data = tq.kv_batch_get(
             keys=batch.keys,
@@ -424,7 +424,8 @@ class AspoTrainerMixin(PreemptibleTrainer):
         idx = np.nonzero(keep)[0].tolist()
         responses, mask, adv, ent = (data[k][idx] for k in ("responses", "response_mask", "advantages", "entropy"))
         n = int(self.config.get("aspo", {}).get("repetition_ngram", 20))
-        out = entropy_by_sign(ent, adv, mask)
+        out = sign_shares(adv, mask)
+        out.update(entropy_by_sign(ent, adv, mask))
         out.update(repetition_by_sign(responses, adv, mask, n=n))
         return out
 

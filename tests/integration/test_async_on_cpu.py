@@ -52,14 +52,28 @@ def test_async_steps_train_on_stale_samples(async_runs):
     assert max(staleness.values()) >= 1, staleness
 
 
+SIGN_SPLIT = {
+    "pos": ["actor/entropy_pos_adv", "response/repetition_20gram_pos_adv", "actor/nll_pos_adv", "actor/credit_w_pos_oldp_"],
+    "neg": ["actor/entropy_neg_adv", "response/repetition_20gram_neg_adv", "actor/nll_neg_adv", "actor/credit_w_neg_oldp_"],
+}
+
+
 def test_async_run_has_aspo_metrics_every_step(async_runs):
+    sides_seen = set()
     for record in async_runs["records"]:
         m = record["data"]
-        for key in ("actor/entropy_pos_adv", "actor/entropy_neg_adv", "response/repetition_20gram_pos_adv",
-                    "actor/nll_pos_adv", "actor/nll_ratio_neg_pos", "actor/pg_grad_share_pos",
-                    "actor/is_weight_pos_mean", "actor/pg_dualclipfrac_pos", "actor/entropy"):
-            assert key in m, (record["step"], key)
-        assert any(k.startswith("actor/credit_w_pos_oldp_") for k in m)
+        context = (record["step"], {k: m.get(k) for k in ("response/share_pos_adv", "response/share_neg_adv",
+                                                          "critic/advantages/max", "critic/advantages/min")})
+        want = ["response/share_pos_adv", "response/share_neg_adv", "actor/pg_grad_share_pos",
+                "actor/is_weight_pos_mean", "actor/pg_dualclipfrac_pos", "actor/entropy"]
+        # Sign-split metrics exist for a sign the step's responses have (aspo/metrics.py).
+        for side, names in SIGN_SPLIT.items():
+            if m.get(f"response/share_{side}_adv", 0) > 0:
+                sides_seen.add(side)
+                want += names
+        missing = [k for k in want if not any(name.startswith(k) for name in m)]
+        assert not missing, (missing, context)
+    assert sides_seen == {"pos", "neg"}  # the run did exercise both sides
 
 
 def test_async_run_resumes_without_duplicated_or_lost_steps(async_runs):
