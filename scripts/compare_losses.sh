@@ -16,6 +16,10 @@
 # which ratio losses need and asympo/spo ignore). With two modes a run is named <loss>-<mode>, and
 # PAIRED=1 (the default then) runs the modes of one loss side by side, one CPU thread each
 # (ASPO_CPU_THREADS=1), so both see the same machine load and their s/step compare fairly.
+#
+# PAPER_AGG=1 (default) runs asympo and spo with the aggregation their papers define
+# (actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean: each response weighs the same);
+# the other losses keep the recipe's (token-mean). PAPER_AGG=0 gives every loss the recipe's.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -41,9 +45,16 @@ mode_overrides() {
     esac
 }
 
+loss_overrides() {
+    case "$1" in
+        asympo|spo) [[ "${PAPER_AGG:-1}" == 1 ]] && echo "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean" ;;
+    esac
+    return 0
+}
+
 run_one() {  # loss mode name
     local dir="$RUNS/$3" extra
-    extra="$(mode_overrides "$2")"
+    extra="$(mode_overrides "$2") $(loss_overrides "$1")"
     echo "[compare] $3 -> $dir (log: $dir.log)"
     # shellcheck disable=SC2086  # extra is a list of Hydra overrides
     aspo-train --config-name "$CONFIG" \
