@@ -4,6 +4,9 @@ One run of 2 steps, then the same command with 4 (resume). Rollouts run one batc
 (``num_warmup_batches=1``), so steps train on responses sampled by an older policy; the ratio-based
 loss takes the rollout's behaviour log-probs (``algorithm.rollout_correction.bypass_mode=true``,
 required by preflight). Skip locally with ``-m "not slow"``.
+
+The resumed run also turns off ``aspo.reuse_rollout_log_probs``: its steps take the path a vLLM
+rollout takes (bypass mode, no entropy from the rollout: the trainer's entropy-only pass).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def async_runs(tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("async") / "colocate"
     first = _train(run_dir, "trainer.total_training_steps=2")
     records_first = _steps(run_dir)
-    second = _train(run_dir, "trainer.total_training_steps=4")
+    second = _train(run_dir, "trainer.total_training_steps=4", "aspo.reuse_rollout_log_probs=false")
     return {"dir": run_dir, "first": first, "second": second, "records_first": records_first, "records": _steps(run_dir)}
 
 
