@@ -4,7 +4,12 @@ ASPO treats positive- and negative-advantage tokens differently, so their entrop
 collapse shows up first on the positive side) and their degeneration into repetition are logged
 separately. Pure tensor functions; ``aspo.runner.AspoTrainer`` feeds them the step's batch.
 
-Names (logged every step, omitted when no response has that sign):
+Names, logged every step:
+- ``response/share_pos_adv``, ``response/share_neg_adv``: share of the step's responses whose mean
+  advantage is positive / negative (the rest, advantage 0, carry no learning signal: a group whose
+  responses all got the same reward). Always logged, 0 included.
+
+Omitted for a sign no response has (a mean over nothing):
 - ``actor/entropy_pos_adv``, ``actor/entropy_neg_adv``: token-mean entropy of the old policy.
 - ``response/repetition_{n}gram_pos_adv``, ``..._neg_adv``: mean over responses of the share of
   their n-grams that repeat an earlier n-gram of the same response (0 for responses shorter than n).
@@ -22,6 +27,15 @@ def response_sign(advantages: torch.Tensor, response_mask: torch.Tensor) -> torc
     mask = response_mask.to(advantages.dtype)
     mean = (advantages * mask).sum(-1) / mask.sum(-1).clamp_min(1)
     return torch.sign(mean)
+
+
+def sign_shares(advantages: torch.Tensor, response_mask: torch.Tensor) -> dict[str, float]:
+    sign = response_sign(advantages, response_mask)
+    n = max(sign.numel(), 1)
+    return {
+        "response/share_pos_adv": (sign > 0).sum().item() / n,
+        "response/share_neg_adv": (sign < 0).sum().item() / n,
+    }
 
 
 def entropy_by_sign(entropy: torch.Tensor, advantages: torch.Tensor, response_mask: torch.Tensor) -> dict[str, float]:

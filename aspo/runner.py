@@ -172,13 +172,26 @@ class AspoTrainerMixin(PreemptibleTrainer):
         and returns each token's log-prob and entropy: a second forward pass over the batch would
         recompute them (measured KL between the two ~2e-5) for ~15% of the step. Rows without the
         rollout's entropy (another rollout backend) fall back to verl's pass.
+
+        In verl's bypass mode (``algorithm.rollout_correction.bypass_mode=true``, what async runs
+        use) verl takes the rollout's log-probs and computes no entropy at all; with a rollout that
+        sends none (vLLM) ``actor/entropy`` and the sign-split entropy would be lost, so one
+        entropy-only forward pass (``_compute_entropy``) supplies it.
         """
-        if not self.config.get("aspo", {}).get("reuse_rollout_log_probs", False):
-            return super()._compute_old_log_prob(batch, metrics)
+        if self.config.get("aspo", {}).get("reuse_rollout_log_probs", False):
+            reused = self._reuse_rollout_log_probs(batch, metrics)
+            if reused is not None:
+                return reused
+        batch = super()._compute_old_log_prob(batch, metrics)
+        if "actor/entropy" not in metrics:  # bypass mode: verl wrote old_log_probs only
+            self._compute_entropy(batch, metrics)
+        return batch
+
+    def _reuse_rollout_log_probs(self, batch, metrics):
+        """The rollout's log-probs as old log-probs and its entropy; ``None`` when a row lacks them."""
         import torch
         import transfer_queue as tq
 
-        from verl.trainer.ppo.core_algos import agg_loss
         from verl.utils import tensordict_utils as tu
 
         data = tq.kv_batch_get(
@@ -192,7 +205,7 @@ class AspoTrainerMixin(PreemptibleTrainer):
         entropy = [(row or {}).get("rollout_entropy") for row in extras]
         if any(e is None or len(e) != n for e, n in zip(entropy, lengths, strict=True)):
             logger.warning("aspo.reuse_rollout_log_probs: the rollout sent no per-token entropy; recomputing")
-            return super()._compute_old_log_prob(batch, metrics)
+            return None
         entropy = torch.nested.as_nested_tensor(
             [torch.tensor(e, dtype=torch.float32) for e in entropy], layout=torch.jagged
         )
@@ -202,15 +215,38 @@ class AspoTrainerMixin(PreemptibleTrainer):
         batch = tq.kv_batch_put(
             keys=batch.keys, partition_id=batch.partition_id, fields=fields.select("old_log_probs", "entropy")
         )
+        metrics["actor/entropy"] = self._mean_entropy(fields)
+        return batch
+
+    def _compute_entropy(self, batch, metrics) -> None:
+        """The actor's entropy of the batch (current weights), without touching ``old_log_probs``.
+
+        The same worker call verl's non-bypass pass makes; its log-probs are left unused."""
+        import transfer_queue as tq
+
+        from verl.workers.utils.padding import response_from_nested
+
+        batch.extra_info.update(
+            {"calculate_entropy": True, "compute_loss": False, "temperature": self.config.actor_rollout_ref.rollout.temperature}
+        )
+        self.actor_rollout_wg.compute_log_prob(batch)
+        data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["entropy", "response_mask"])
+        data["entropy"] = response_from_nested(data.pop("entropy"), data["response_mask"])
+        tq.kv_batch_put(keys=batch.keys, partition_id=batch.partition_id, fields=data.select("entropy"))
+        metrics["actor/entropy"] = self._mean_entropy(data)
+
+    def _mean_entropy(self, fields) -> float:
+        """``actor/entropy`` as verl logs it: the loss aggregation of the per-token entropy."""
+        from verl.trainer.ppo.core_algos import agg_loss
+
         actor = self.config.actor_rollout_ref.actor
         padded = fields.select("entropy", "response_mask").to_padded_tensor()
-        metrics["actor/entropy"] = agg_loss(
+        return agg_loss(
             loss_mat=padded["entropy"],
             loss_mask=padded["response_mask"],
             loss_agg_mode=actor.loss_agg_mode,
             loss_scale_factor=actor.loss_scale_factor,
         ).item()
-        return batch
 
     # ---- checkpoints ----------------------------------------------------------------------
 
@@ -426,7 +462,7 @@ class AspoTrainerMixin(PreemptibleTrainer):
         import numpy as np
         import transfer_queue as tq
 
-        from aspo.metrics import entropy_by_sign, repetition_by_sign
+        from aspo.metrics import entropy_by_sign, repetition_by_sign, sign_shares
 
         data = tq.kv_batch_get(
             keys=batch.keys,
@@ -439,7 +475,8 @@ class AspoTrainerMixin(PreemptibleTrainer):
         idx = np.nonzero(keep)[0].tolist()
         responses, mask, adv, ent = (data[k][idx] for k in ("responses", "response_mask", "advantages", "entropy"))
         n = int(self.config.get("aspo", {}).get("repetition_ngram", 20))
-        out = entropy_by_sign(ent, adv, mask)
+        out = sign_shares(adv, mask)
+        out.update(entropy_by_sign(ent, adv, mask))
         out.update(repetition_by_sign(responses, adv, mask, n=n))
         return out
 

@@ -13,9 +13,15 @@
 # MODES (default sync): "async" runs verl's colocate_async trainer with generation STALENESS
 # (default 2) batches ahead of training (trainer.v1.colocate_async.num_warmup_batches) and the
 # rollout's behaviour log-probs as the old policy (algorithm.rollout_correction.bypass_mode=true,
-# which ratio losses need and asympo/spo ignore). With two modes a run is named <loss>-<mode>, and
-# PAIRED=1 (the default then) runs the modes of one loss side by side, one CPU thread each
-# (ASPO_CPU_THREADS=1), so both see the same machine load and their s/step compare fairly.
+# which ratio losses need and asympo/spo ignore). With two modes a run is named <loss>-<mode>, the
+# modes of one loss run one after the other (so slow drifts in machine load hit both alike), and
+# PAIRED=1 runs them side by side instead, one CPU thread each (ASPO_CPU_THREADS=1): fairer s/step,
+# but two SmolLM2 runs need ~20 GiB together (one was OOM-killed on a 24 GiB machine beside other work).
+# Each run's wall time and the load average at its end go to $RUNS/timing.txt.
+#
+# PAPER_AGG=1 (default) runs asympo and spo with the aggregation their papers define
+# (actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean: each response weighs the same);
+# the other losses keep the recipe's (token-mean). PAPER_AGG=0 gives every loss the recipe's.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -30,7 +36,7 @@ STEM="${STEM:-$CONFIG}"
 MODES="${MODES:-sync}"
 STALENESS="${STALENESS:-2}"
 read -r -a modes <<< "$MODES"
-PAIRED="${PAIRED:-$([[ ${#modes[@]} -gt 1 ]] && echo 1 || echo 0)}"
+PAIRED="${PAIRED:-0}"
 PANELS="${PANELS:-$([[ " $MODES " == *" async "* ]] && echo async || echo losses)}"
 
 mode_overrides() {
@@ -41,9 +47,17 @@ mode_overrides() {
     esac
 }
 
+loss_overrides() {
+    case "$1" in
+        asympo|spo) [[ "${PAPER_AGG:-1}" == 1 ]] && echo "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-mean" ;;
+    esac
+    return 0
+}
+
 run_one() {  # loss mode name
     local dir="$RUNS/$3" extra
-    extra="$(mode_overrides "$2")"
+    extra="$(mode_overrides "$2") $(loss_overrides "$1")"
+    local start=$SECONDS
     echo "[compare] $3 -> $dir (log: $dir.log)"
     # shellcheck disable=SC2086  # extra is a list of Hydra overrides
     aspo-train --config-name "$CONFIG" \
@@ -52,6 +66,7 @@ run_one() {  # loss mode name
         trainer.default_local_dir="$dir" \
         trainer.resume_mode=disable \
         $extra "${OVERRIDES[@]}" > "$dir.log" 2>&1
+    echo "$3 wall_s=$((SECONDS - start)) loadavg_at_end=$(cut -d' ' -f1-3 /proc/loadavg) threads=${ASPO_CPU_THREADS:-all}" >> "$RUNS/timing.txt"
 }
 
 OVERRIDES=("$@")

@@ -7,6 +7,9 @@ ratio-based loss takes the rollout's behaviour log-probs (``algorithm.rollout_co
 required by preflight). ``separate_async`` runs with ``async_mode=separate_cpu``: a standalone ``hf``
 rollout process generating while the trainer trains, fed the trainer's weights over gloo
 (aspo.cpu.checkpoint_engine). Skip locally with ``-m "not slow"``.
+
+The resumed colocate run also turns off ``aspo.reuse_rollout_log_probs``: its steps take the path a
+vLLM rollout takes (bypass mode, no entropy from the rollout: the trainer's entropy-only pass).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def async_runs(tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("async") / "colocate"
     first = _train(run_dir, "trainer.total_training_steps=2")
     records_first = _steps(run_dir)
-    second = _train(run_dir, "trainer.total_training_steps=4")
+    second = _train(run_dir, "trainer.total_training_steps=4", "aspo.reuse_rollout_log_probs=false")
     return {"dir": run_dir, "first": first, "second": second, "records_first": records_first, "records": _steps(run_dir)}
 
 
@@ -56,14 +59,28 @@ def test_async_steps_train_on_stale_samples(async_runs):
     assert max(staleness.values()) >= 1, staleness
 
 
+SIGN_SPLIT = {
+    "pos": ["actor/entropy_pos_adv", "response/repetition_20gram_pos_adv", "actor/nll_pos_adv", "actor/credit_w_pos_oldp_"],
+    "neg": ["actor/entropy_neg_adv", "response/repetition_20gram_neg_adv", "actor/nll_neg_adv", "actor/credit_w_neg_oldp_"],
+}
+
+
 def test_async_run_has_aspo_metrics_every_step(async_runs):
+    sides_seen = set()
     for record in async_runs["records"]:
         m = record["data"]
-        for key in ("actor/entropy_pos_adv", "actor/entropy_neg_adv", "response/repetition_20gram_pos_adv",
-                    "actor/nll_pos_adv", "actor/nll_ratio_neg_pos", "actor/pg_grad_share_pos",
-                    "actor/is_weight_pos_mean", "actor/pg_dualclipfrac_pos", "actor/entropy"):
-            assert key in m, (record["step"], key)
-        assert any(k.startswith("actor/credit_w_pos_oldp_") for k in m)
+        context = (record["step"], {k: m.get(k) for k in ("response/share_pos_adv", "response/share_neg_adv",
+                                                          "critic/advantages/max", "critic/advantages/min")})
+        want = ["response/share_pos_adv", "response/share_neg_adv", "actor/pg_grad_share_pos",
+                "actor/is_weight_pos_mean", "actor/pg_dualclipfrac_pos", "actor/entropy"]
+        # Sign-split metrics exist for a sign the step's responses have (aspo/metrics.py).
+        for side, names in SIGN_SPLIT.items():
+            if m.get(f"response/share_{side}_adv", 0) > 0:
+                sides_seen.add(side)
+                want += names
+        missing = [k for k in want if not any(name.startswith(k) for name in m)]
+        assert not missing, (missing, context)
+    assert sides_seen == {"pos", "neg"}  # the run did exercise both sides
 
 
 def test_async_run_resumes_without_duplicated_or_lost_steps(async_runs):
@@ -104,20 +121,24 @@ def test_separate_async_steps_train_on_stale_samples(separate_runs):
 def test_separate_async_run_has_aspo_metrics_every_step(separate_runs):
     # Sign-split metrics are omitted for a step without a response of that sign (aspo.metrics,
     # aspo.loss_diagnostics): ask for the positive ones only when some advantage was > 0, and so on.
+    sides_seen = set()
     for record in separate_runs["records"]:
         m = record["data"]
-        adv = (m["critic/advantages/max"], m["critic/advantages/min"])
-        expected = ["actor/entropy", "training/off_policy/trajectory_staleness/max"]
-        if adv[0] > 0:
-            expected += ["actor/entropy_pos_adv", "actor/nll_pos_adv", "actor/pg_grad_share_pos",
-                         "actor/is_weight_pos_mean", "response/repetition_20gram_pos_adv"]
-        if adv[1] < 0:
-            expected += ["actor/entropy_neg_adv", "actor/nll_neg_adv", "response/repetition_20gram_neg_adv"]
-        if adv[0] > 0 and adv[1] < 0:
-            expected.append("actor/nll_ratio_neg_pos")
-        missing = [k for k in expected if k not in m]
-        assert not missing, (record["step"], missing, f"advantages max/min={adv}")
-        assert any(k.startswith("actor/credit_w_") for k in m), (record["step"], f"advantages max/min={adv}")
+        context = (record["step"], {k: m.get(k) for k in ("critic/advantages/max", "critic/advantages/min",
+                                                          "response/share_pos_adv", "response/share_neg_adv")})
+        want = ["actor/entropy", "training/off_policy/trajectory_staleness/max", "response/share_pos_adv",
+                "response/share_neg_adv", "actor/pg_grad_share_pos", "actor/is_weight_pos_mean"]
+        if m["critic/advantages/max"] > 0:
+            sides_seen.add("pos")
+            want += SIGN_SPLIT["pos"]
+        if m["critic/advantages/min"] < 0:
+            sides_seen.add("neg")
+            want += SIGN_SPLIT["neg"]
+        if m["critic/advantages/max"] > 0 > m["critic/advantages/min"]:
+            want.append("actor/nll_ratio_neg_pos")
+        missing = [k for k in want if not any(name.startswith(k) for name in m)]
+        assert not missing, (missing, context)
+    assert sides_seen == {"pos", "neg"}, sides_seen  # the run did exercise both sides
 
 
 def test_separate_async_run_resumes_without_duplicated_or_lost_steps(separate_runs):

@@ -45,10 +45,24 @@ EVERY_STEP = [
     "val-core/math/acc/mean@4",
     "timing_s/step",
 ]
-# Present when the step has responses of that advantage sign (always, with format_score partial credit).
-BY_SIGN = ["actor/entropy_pos_adv", "actor/entropy_neg_adv", "response/repetition_20gram_pos_adv", "response/repetition_20gram_neg_adv",
-           # aspo.loss_diagnostics, from the update's micro-batches
-           "actor/nll_pos_adv", "actor/nll_neg_adv", "actor/nll_ratio_neg_pos", "actor/pg_grad_share_pos", "actor/pg_grad_share_neg"]
+# Sign-split metrics: logged when the step has responses of that advantage sign
+# (response/share_{pos,neg}_adv > 0); the shares and gradient shares always.
+ALWAYS = ["response/share_pos_adv", "response/share_neg_adv", "actor/pg_grad_share_pos", "actor/pg_grad_share_neg"]
+BY_SIGN = {
+    "pos": ["actor/entropy_pos_adv", "response/repetition_20gram_pos_adv", "actor/nll_pos_adv"],
+    "neg": ["actor/entropy_neg_adv", "response/repetition_20gram_neg_adv", "actor/nll_neg_adv"],
+}
+
+
+def sign_split_missing(metrics: dict) -> list[str]:
+    """The sign-split names a step should have and lacks (aspo.metrics, aspo.loss_diagnostics)."""
+    want = list(ALWAYS)
+    sides = [side for side in BY_SIGN if metrics.get(f"response/share_{side}_adv", 1) > 0]
+    for side in sides:
+        want += BY_SIGN[side]
+    if len(sides) == 2:
+        want.append("actor/nll_ratio_neg_pos")
+    return [k for k in want if k not in metrics]
 
 
 def _train(run_dir: Path, *overrides: str, env_extra: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -150,12 +164,14 @@ def test_quickstart_logs_every_metric_finite(run_a):
     steps = _by_step(run_a["records"])
     assert sorted(steps) == [1, 2]
     for step, metrics in steps.items():
-        missing = [k for k in EVERY_STEP + BY_SIGN if k not in metrics]
+        missing = [k for k in EVERY_STEP if k not in metrics] + sign_split_missing(metrics)
         assert not missing, f"step {step} lacks {missing}"
         bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
         assert not bad, f"step {step} has non-finite metrics {bad}"
         credit = {k: v for k, v in metrics.items() if k.startswith("actor/credit_w_")}
-        assert any("_pos_" in k for k in credit) and any("_neg_" in k for k in credit), f"step {step}: {credit}"
+        for side in ("pos", "neg"):
+            if metrics["response/share_{}_adv".format(side)] > 0:
+                assert any(f"_{side}_" in k for k in credit), f"step {step}: {credit}"
         assert metrics["actor/pg_grad_share_pos"] + metrics["actor/pg_grad_share_neg"] == pytest.approx(1.0, abs=1e-6)
 
 

@@ -8,19 +8,14 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from aspo import cluster
-from aspo.train import register_resolvers
+from aspo.configs import compose as compose_config
 
 
 def quickstart(*overrides: str):
-    register_resolvers()
-    with initialize_config_module("aspo.configs", version_base=None):
-        cfg = compose("quickstart_tiny", overrides=["hardware=cpu", *overrides])
-    OmegaConf.resolve(cfg)
-    return cfg
+    return compose_config("quickstart_tiny", "hardware=cpu", *overrides, resolve=True)
 
 
 def test_output_paths_become_absolute_against_the_driver_cwd(tmp_path):
@@ -133,9 +128,7 @@ def test_train_run_hands_verl_an_attachable_config(tmp_path, monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     monkeypatch.setenv("ASPO_CPU_THREADS", "2")
     monkeypatch.chdir(tmp_path)
-    register_resolvers()
-    with initialize_config_module("aspo.configs", version_base=None):
-        cfg = compose("quickstart_tiny", overrides=["hardware=cpu", "trainer.default_local_dir=runs/q/aspo"])
+    cfg = compose_config("quickstart_tiny", "hardware=cpu", "trainer.default_local_dir=runs/q/aspo")
     outputs = train.run(cfg)
 
     cfg = seen["cfg"]

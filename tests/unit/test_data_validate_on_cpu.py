@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from aspo.data.validate import DataError, RowChecks, check_file, load_tokenizer, prompt_lengths
 from aspo.fixtures import data
 from aspo.preflight import PreflightError, preflight
-from aspo.train import register_resolvers
+from aspo.configs import compose as compose_config
 
 
 def quickstart(*overrides: str):
-    register_resolvers()
-    with initialize_config_module("aspo.configs", version_base=None):
-        cfg = compose("quickstart_tiny", overrides=["hardware=cpu", *overrides])
-    OmegaConf.resolve(cfg)
-    return cfg
+    return compose_config("quickstart_tiny", "hardware=cpu", *overrides, resolve=True)
 
 
 def _parquet(tmp_path, edit, name="train.parquet"):

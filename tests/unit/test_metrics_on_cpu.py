@@ -27,6 +27,14 @@ def test_entropy_by_sign_omits_an_absent_side():
     assert set(out) == {"actor/entropy_pos_adv"}
 
 
+def test_sign_shares_count_responses_and_log_zero_for_an_absent_side():
+    adv = torch.tensor([[1.0, 1.0], [-0.5, -0.5], [0.0, 0.0], [2.0, 0.0]])
+    mask = torch.tensor([[1, 1], [1, 1], [1, 1], [1, 0]])
+    assert metrics.sign_shares(adv, mask) == {"response/share_pos_adv": 0.5, "response/share_neg_adv": 0.25}
+    assert metrics.sign_shares(torch.zeros(2, 2), torch.ones(2, 2)) == {
+        "response/share_pos_adv": 0.0, "response/share_neg_adv": 0.0}
+
+
 def test_repetition_ratio():
     assert metrics.repetition_ratio([1, 2, 3], 4) == 0.0
     assert metrics.repetition_ratio([1, 2, 1, 2, 1, 2], 2) == pytest.approx(3 / 5)

@@ -7,21 +7,16 @@ import sys
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from aspo.fixtures import data, ensure_fixtures
 from aspo.models.gguf import is_gguf_spec
 from aspo.preflight import PreflightError, preflight
-from aspo.train import register_resolvers
+from aspo.configs import compose as compose_config
 
 
 def quickstart(*overrides: str):
-    register_resolvers()
-    with initialize_config_module("aspo.configs", version_base=None):
-        cfg = compose("quickstart_tiny", overrides=["hardware=cpu", *overrides])
-    OmegaConf.resolve(cfg)
-    return cfg
+    return compose_config("quickstart_tiny", "hardware=cpu", *overrides, resolve=True)
 
 
 def test_quickstart_passes():
@@ -106,10 +101,7 @@ def test_shipped_cpu_configs_compose_and_pass(name):
 
     Catches composition errors such as a primary config used as another's default (Hydra reads
     hydra.searchpath from the primary config only)."""
-    register_resolvers()
-    with initialize_config_module("aspo.configs", version_base=None):
-        cfg = compose(name, overrides=["hardware=cpu"])
-    OmegaConf.resolve(cfg)
+    cfg = compose_config(name, "hardware=cpu", resolve=True)
     assert cfg.actor_rollout_ref.actor.policy_loss.loss_mode == "aspo"
     if is_gguf_spec(str(cfg.actor_rollout_ref.model.path)):
         # aspo-train converts GGUF specs before preflight (30 s, covered by the SmolLM2 integration
@@ -141,10 +133,7 @@ def _on_gpus(monkeypatch, name: str, gpus: int, *overrides: str, flash_attn: boo
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(pf, "_flash_attn_installed", lambda: flash_attn)
-    register_resolvers()
-    with initialize_config_module("aspo.configs", version_base=None):
-        cfg = compose(name, overrides=["hardware=cuda", f"trainer.n_gpus_per_node={gpus}", *overrides])
-    OmegaConf.resolve(cfg)
+    cfg = compose_config(name, "hardware=cuda", f"trainer.n_gpus_per_node={gpus}", *overrides, resolve=True)
     if is_gguf_spec(str(cfg.actor_rollout_ref.model.path)):
         # The tiny model stands in for SmolLM2; its character-level tokenizer makes the arithmetic
         # prompts ~80 tokens (SmolLM2's: <= 33), so give them room.

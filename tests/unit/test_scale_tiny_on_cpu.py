@@ -16,6 +16,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from aspo.configs import flatten
+
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "recipes"
 NAMES = sorted(p.stem for p in RECIPES.glob("*.yaml"))
@@ -69,18 +71,6 @@ def _compose(name: str, overrides: list[str]):
         return compose(config_name=name, overrides=overrides)
 
 
-def _flat(cfg) -> dict:
-    out = {}
-
-    def walk(node, prefix):
-        for k, v in node.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                out[f"{prefix}{k}"] = v
-
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
-    return out
 
 
 @pytest.fixture(autouse=True)
@@ -91,8 +81,8 @@ def _data_dir(monkeypatch):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("hardware", ["cuda", "cpu_vllm"])
 def test_tiny_changes_sizes_only(name, hardware):
-    full = _flat(_compose(name, [f"hardware={hardware}"]))
-    tiny = _flat(_compose(name, [f"hardware={hardware}", "scale=tiny"]))
+    full = flatten(_compose(name, [f"hardware={hardware}"]))
+    tiny = flatten(_compose(name, [f"hardware={hardware}", "scale=tiny"]))
     diff = {k for k in full.keys() | tiny.keys() if full.get(k) != tiny.get(k)}
     assert diff, f"{name}: scale=tiny changed nothing"
     assert diff <= SIZE_KEYS, f"{name}: scale=tiny changes non-size keys {sorted(diff - SIZE_KEYS)}"
