@@ -222,6 +222,53 @@ def check_behaviour_log_probs(cfg: DictConfig) -> list[str]:
     return []
 
 
+def check_separate_async(cfg: DictConfig) -> None:
+    """verl's ``separate_async``: a standalone rollout fed by a checkpoint engine (on CPU: ``async_mode=separate_cpu``).
+
+    Caught here rather than by verl's asserts or not at all: with too few (fake) GPUs in Ray the
+    standalone rollout's placement group waits forever.
+    """
+    v1 = cfg.trainer.get("v1", {}) or {}
+    if v1.get("trainer_mode", "sync") != "separate_async":
+        return
+    rollout = cfg.actor_rollout_ref.rollout
+    backend = rollout.checkpoint_engine.backend
+    cpu = cfg.aspo.hardware == "cpu"
+    fix = "add async_mode=separate_cpu (CPU settings: aspo/configs/async_mode/separate_cpu.yaml)" if cpu else (
+        "set actor_rollout_ref.rollout.checkpoint_engine.backend=nccl")
+    if backend == "naive":
+        raise PreflightError(
+            "trainer.v1.trainer_mode=separate_async sends the trainer's weights to a standalone rollout through a "
+            f"checkpoint engine, and actor_rollout_ref.rollout.checkpoint_engine.backend=naive only works in-process: {fix}"
+        )
+    if cpu and backend != "gloo":
+        raise PreflightError(
+            f"actor_rollout_ref.rollout.checkpoint_engine.backend={backend} needs an accelerator; on CPU set "
+            "actor_rollout_ref.rollout.checkpoint_engine.backend=gloo (async_mode=separate_cpu does)"
+        )
+    rollout_gpus = int(rollout.get("nnodes", 0) or 0) * int(rollout.get("n_gpus_per_node", 0) or 0)
+    if rollout_gpus <= 0:
+        raise PreflightError(
+            "trainer.v1.trainer_mode=separate_async needs a standalone rollout: set actor_rollout_ref.rollout.nnodes=1 "
+            f"and actor_rollout_ref.rollout.n_gpus_per_node=1 or more{' (async_mode=separate_cpu does)' if cpu else ''}"
+        )
+    sync = int(v1.get("separate_async", {}).get("parameter_sync_step", 1))
+    prompts, mini = int(cfg.data.train_batch_size), int(cfg.actor_rollout_ref.actor.ppo_mini_batch_size)
+    if prompts != sync * mini:
+        raise PreflightError(
+            f"trainer.v1.separate_async.parameter_sync_step={sync} x actor_rollout_ref.actor.ppo_mini_batch_size={mini} "
+            f"must equal data.train_batch_size={prompts} (a step is parameter_sync_step mini-batch updates): "
+            f"set trainer.v1.separate_async.parameter_sync_step={max(1, prompts // mini)}"
+        )
+    gpus = (cfg.get("ray_kwargs", {}) or {}).get("ray_init", {}).get("num_gpus", None)
+    trainer_gpus = int(cfg.trainer.n_gpus_per_node) * int(cfg.trainer.nnodes)
+    if cpu and gpus is not None and int(gpus) < trainer_gpus + rollout_gpus:
+        raise PreflightError(
+            f"ray_kwargs.ray_init.num_gpus={gpus} fake GPUs cannot hold the trainer ({trainer_gpus}) and the standalone "
+            f"rollout ({rollout_gpus}); Ray would wait forever: set ray_kwargs.ray_init.num_gpus={trainer_gpus + rollout_gpus}"
+        )
+
+
 def check_batch_sizes(cfg: DictConfig) -> None:
     data, actor, rollout = cfg.data, cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout
     prompts, mini, n = int(data.train_batch_size), int(actor.ppo_mini_batch_size), int(rollout.n)
@@ -301,6 +348,7 @@ def preflight(cfg: DictConfig) -> list[str]:
     check_dataset("data.train_files", _files(cfg.data.train_files), prompt_key, reward_fn_key)
     check_dataset("data.val_files", _files(cfg.data.val_files), prompt_key, reward_fn_key)
     check_batch_sizes(cfg)
+    check_separate_async(cfg)
     warnings = check_rows(cfg) + check_behaviour_log_probs(cfg)
     on_policy = on_policy_warning(cfg)
     if on_policy:

@@ -34,6 +34,7 @@ from aspo.preemption import PreemptibleTrainer
 
 check_verl_version("aspo.runner")
 
+from verl.experimental.separation.engine_workers import DetachActorWorker  # noqa: E402
 from verl.single_controller.base.decorator import Dispatch, register  # noqa: E402
 from verl.trainer.main_ppo import TaskRunnerV1  # noqa: E402
 from verl.trainer.ppo.utils import Role  # noqa: E402
@@ -73,6 +74,19 @@ class AspoActorRolloutRefWorker(ActorRolloutRefWorker):
                 self.actor.set_loss_fn(loss_fn)
 
 
+class AspoDetachActorWorker(AspoActorRolloutRefWorker, DetachActorWorker):
+    """``separate_async``'s worker (verl's ``DetachActorWorker``: save/restore the policy on CPU for
+    decoupled PPO) with aspo's additions."""
+
+
+def _aspo_worker(remote_cls):
+    """aspo's worker in place of the one verl mapped a role to (keeping DetachActorWorker's methods)."""
+    base = getattr(remote_cls, "__ray_actor_class__", None)
+    if base is not None and issubclass(base, DetachActorWorker):
+        return ray.remote(AspoDetachActorWorker)
+    return ray.remote(AspoActorRolloutRefWorker)
+
+
 class AppendingFileLogger:
     """verl's ``FileLogger`` record format (``{"step": ..., "data": {...}}`` per line), opened for append."""
 
@@ -108,10 +122,9 @@ class AspoTrainerMixin(PreemptibleTrainer):
 
     def _init_resource_pool_mgr(self):
         super()._init_resource_pool_mgr()
-        worker = ray.remote(AspoActorRolloutRefWorker)
         for role in (Role.ActorRollout, Role.ActorRolloutRef, Role.Actor, Role.RefPolicy):
             if role in self.role_worker_mapping:
-                self.role_worker_mapping[role] = worker
+                self.role_worker_mapping[role] = _aspo_worker(self.role_worker_mapping[role])
 
     def _build_replay_buffer(self):
         buffer = super()._build_replay_buffer()
@@ -145,7 +158,9 @@ class AspoTrainerMixin(PreemptibleTrainer):
             # Partial rollouts (async modes) would drop the hf rollout's entropy between attempts.
             from aspo.cpu.async_client import EntropyKeepingAsyncClient
 
-            client = self.llm_server_manager.get_client(client_cls=EntropyKeepingAsyncClient)
+            # separate_async generates on its standalone replicas, colocate_async on the hybrid ones.
+            manager = getattr(self, "standalone_server_manager", None) or self.llm_server_manager
+            client = manager.get_client(client_cls=EntropyKeepingAsyncClient)
         return client
 
     # ---- old policy ---------------------------------------------------------------------------
@@ -477,6 +492,11 @@ def trainer_class(mode: str) -> type:
     """verl's trainer for ``trainer.v1.trainer_mode=mode`` with ``AspoTrainerMixin`` in front."""
     if mode not in _TRAINER_CLASSES:
         from verl.trainer.ppo.v1 import get_trainer_cls
+
+        if mode == "separate_async":  # its standalone-only set-up logs with print's flush= (verl 0.9.1)
+            from aspo.patches import separate_async_logging
+
+            separate_async_logging.install()
 
         base = get_trainer_cls(mode)
         _TRAINER_CLASSES[mode] = type(

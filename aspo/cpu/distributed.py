@@ -19,8 +19,9 @@ import torch
 def cpu_threads() -> int:
     """Threads for one compute actor: ``ASPO_CPU_THREADS`` or every core of the host.
 
-    The trainer and the rollout server never compute at the same time (sync training), so each
-    may use all cores.
+    The trainer and a colocated rollout server never compute at the same time, so each may use all
+    cores. A standalone one (``separate_async``) generates while the trainer trains; both still ask
+    for every core and the OS shares them (set ``ASPO_CPU_THREADS`` to split them instead).
     """
     value = os.environ.get("ASPO_CPU_THREADS")
     if value:

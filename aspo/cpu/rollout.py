@@ -16,7 +16,8 @@ This module provides the three pieces for ``actor_rollout_ref.rollout.name=hf``:
   share a batch (timing, machine load) does not change what is sampled, so a resumed run replays
   the samples of an uninterrupted one.
 - ``HFServerAdapter``: the worker side; sends the trainer's full tensors to the server.
-- ``HFReplica``: launches one server per trainer rank (tensor parallel size 1).
+- ``HFReplica``: launches one server per trainer rank (tensor parallel size 1), or one per
+  standalone rollout slot (``separate_async``).
 """
 
 from __future__ import annotations
@@ -467,8 +468,11 @@ class HFServerAdapter(BaseRollout):
             raise ValueError(f"rollout.name=hf only takes full tensors (wire_format='named_tensors'), got {wire_format!r}")
         if peft_config is not None:
             raise ValueError("rollout.name=hf does not serve LoRA adapters; set actor_rollout_ref.model.lora.merge=True")
+        from verl.workers.rollout.utils import ensure_async_iterator
+
         state_dict = {}
-        for name, tensor in weights:
+        # A plain generator from the colocated trainer, an async one from a checkpoint engine (standalone).
+        async for name, tensor in ensure_async_iterator(weights):
             if hasattr(tensor, "full_tensor"):  # DTensor from FSDP2
                 tensor = tensor.full_tensor()
             state_dict[name] = tensor.detach().to("cpu", copy=True)
@@ -476,13 +480,20 @@ class HFServerAdapter(BaseRollout):
 
 
 class HFReplica(RolloutReplica):
-    """One ``HFGenerationServer`` per trainer rank, colocated with it (hybrid mode only)."""
+    """One ``HFGenerationServer`` per replica.
+
+    Hybrid (colocated): one per trainer rank, next to it; the trainer pushes weights in-process
+    (``checkpoint_engine.backend=naive``). Standalone (``trainer.v1.trainer_mode=separate_async``):
+    verl starts this replica's worker (a ``CheckpointEngineWorker`` holding an ``HFServerAdapter``) on
+    its own resource pool; the server goes on the same node, and the trainer's weights reach it
+    through a checkpoint engine (``backend=gloo`` on CPU, aspo.cpu.checkpoint_engine).
+    """
 
     async def launch_servers(self) -> None:
-        if self.rollout_mode != RolloutMode.HYBRID or not self.workers:
+        if self.rollout_mode not in (RolloutMode.HYBRID, RolloutMode.STANDALONE) or not self.workers:
             raise ValueError(
-                "rollout.name=hf only runs colocated with the trainer (hybrid engine); "
-                "standalone rollout, reward-model or teacher servers need rollout.name=vllm on a GPU"
+                f"rollout.name=hf runs colocated with the trainer or as a standalone rollout, not in "
+                f"{self.rollout_mode} mode (reward-model or teacher servers): use rollout.name=vllm on a GPU"
             )
         if self.world_size != 1:
             raise ValueError("rollout.name=hf needs tensor/data/pipeline parallel size 1 per replica")
@@ -490,7 +501,9 @@ class HFReplica(RolloutReplica):
         server_cls = ray.remote(HFGenerationServer)
         server = server_cls.options(
             name=server_actor_name(self.replica_rank),
-            num_cpus=0,  # shares the cores with the trainer; the two never compute at once
+            # Shares the cores with the trainer (hybrid: the two never compute at once; standalone: they
+            # do, which is the point of separate_async, and the OS splits the cores between them).
+            num_cpus=0,
             scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
             max_concurrency=self.max_concurrency,
         ).remote(config=self.config, model_config=self.model_config, replica_rank=self.replica_rank)

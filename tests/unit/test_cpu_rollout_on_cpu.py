@@ -197,3 +197,58 @@ def test_verl_async_client_resumes_aborted_requests_with_the_partial_tokens():
     src = inspect.getsource(FullyAsyncLLMServerClient.generate)
     assert "prompt_ids=prompt_ids + final_output.token_ids" in src
     assert 'output.stop_reason not in ("aborted", "abort")' in src
+
+
+# ---- standalone rollout (verl's separate_async): weights from a checkpoint engine -----------------
+
+
+def test_adapter_loads_weights_streamed_by_a_checkpoint_engine():
+    # In a standalone replica verl's CheckpointEngineWorker hands the adapter the engine's *async*
+    # generator (aspo.cpu.checkpoint_engine.receive_weights); colocated, the trainer's plain one.
+    from verl.workers.config import HFModelConfig
+
+    loaded = []
+
+    class Remote:
+        async def _load(self, state_dict, global_steps):
+            loaded.append((state_dict, global_steps))
+
+        def remote(self, state_dict, global_steps):
+            return self._load(state_dict, global_steps)
+
+    adapter = hf_rollout.HFServerAdapter(
+        config=_rollout_config(), model_config=HFModelConfig(path=str(ensure_model())), device_mesh=None, replica_rank=0
+    )
+    adapter._server = type("Server", (), {"load_weights": Remote()})()
+    weights = {"a": torch.ones(2, 3), "b": torch.arange(4.0)}
+
+    async def stream():
+        for name, tensor in weights.items():
+            yield name, tensor
+
+    asyncio.run(adapter.update_weights(stream(), global_steps=5))
+    asyncio.run(adapter.update_weights(iter(weights.items()), global_steps=6))
+    assert [steps for _, steps in loaded] == [5, 6]
+    for state_dict, _ in loaded:
+        assert list(state_dict) == ["a", "b"] and all(torch.equal(state_dict[k], weights[k]) for k in weights)
+
+
+def test_replica_launches_standalone_and_refuses_other_modes():
+    src = inspect.getsource(hf_rollout.HFReplica.launch_servers)
+    assert "RolloutMode.STANDALONE" in src
+    from verl.workers.rollout import replica
+
+    # verl starts a standalone replica's workers (CheckpointEngineWorker) before launch_servers,
+    # and the worker builds our adapter with replica_rank=: what launch_servers relies on.
+    assert "self.workers = worker_group.workers\n        await self.launch_servers()" in inspect.getsource(replica.RolloutReplica.init_standalone)
+    assert "replica_rank=self.replica_rank" in inspect.getsource(replica.RolloutReplica.get_ray_class_with_init_args)
+    r = hf_rollout.HFReplica(replica_rank=0, config=_rollout_config(), model_config=None, gpus_per_node=1)
+    r.rollout_mode, r.workers = replica.RolloutMode.COLOCATED, ["worker"]
+    with pytest.raises(ValueError, match="colocated with the trainer or as a standalone rollout"):
+        asyncio.run(r.launch_servers())
+
+
+def _rollout_config():
+    from verl.workers.config import RolloutConfig
+
+    return RolloutConfig(name="hf", tensor_model_parallel_size=1)

@@ -1,10 +1,11 @@
-"""aspo.patches.entropy_to_loss: the entropy reaches the policy loss, and verl still has the shape we patch."""
+"""aspo.patches.*: each patch does its job, and verl still has the shape it patches."""
 
 from __future__ import annotations
 
 import functools
 import inspect
 
+import pytest
 import torch
 
 from aspo.patches import entropy_to_loss
@@ -93,3 +94,35 @@ def test_unpinned_policy_keeps_the_type_and_drops_pinning(monkeypatch):
     policy = transformer_impl.CPUOffloadPolicy(pin_memory=True)
     assert isinstance(policy, CPUOffloadPolicy) and policy.pin_memory is False
     assert transformer_impl.CPUOffloadPolicy.__mro__[1] is CPUOffloadPolicy
+
+
+# ---- aspo.patches.separate_async_logging --------------------------------------------------------
+
+
+def test_verl_separate_async_still_logs_with_flush_through_its_module_logger():
+    # When this fails verl fixed its logger.info(..., flush=True): drop the patch.
+    from verl.trainer.ppo.v1 import trainer_separate_async
+
+    src = inspect.getsource(trainer_separate_async.PPOTrainerSeparateAsync._setup)
+    assert "logger.info(" in src and "flush=True," in src
+    assert "logger = logging.getLogger(__name__)" in inspect.getsource(trainer_separate_async)
+
+
+def test_flush_tolerant_logger_logs_and_drops_flush(monkeypatch, caplog):
+    import logging
+
+    from verl.trainer.ppo.v1 import trainer_separate_async
+
+    from aspo.patches import separate_async_logging
+
+    plain = logging.getLogger("verl.trainer.ppo.v1.trainer_separate_async")
+    monkeypatch.setattr(trainer_separate_async, "logger", plain)
+    monkeypatch.setattr(plain, "level", logging.INFO)
+    with pytest.raises(TypeError, match="flush"):  # what verl's set-up hits without the patch
+        plain.info("x", flush=True)
+    separate_async_logging.install()
+    separate_async_logging.install()  # idempotent: not an adapter of an adapter
+    assert trainer_separate_async.logger.logger is plain
+    with caplog.at_level(logging.INFO, logger=plain.name):
+        trainer_separate_async.logger.info("standalone %s", "only", flush=True)
+    assert "standalone only" in caplog.text

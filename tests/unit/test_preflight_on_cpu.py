@@ -210,3 +210,30 @@ def test_async_behaviour_free_losses_take_none(loss):
     assert "bypass_mode=true skips" in warning
     assert check_behaviour_log_probs(quickstart(*base, "algorithm.rollout_correction.bypass_mode=true")) == []
     assert check_behaviour_log_probs(quickstart("actor_rollout_ref.actor.policy_loss.loss_mode=aspo")) == []  # sync
+
+
+SEPARATE = ["async_mode=separate_cpu", "algorithm.rollout_correction.bypass_mode=true"]
+
+
+def test_separate_async_cpu_settings_pass():
+    cfg = quickstart(*SEPARATE)
+    assert cfg.trainer.v1.trainer_mode == "separate_async" and not cfg.actor_rollout_ref.hybrid_engine
+    assert preflight(cfg) == []
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        # separate_async asked for with only the colocated settings of hardware=cpu
+        (["trainer.v1.trainer_mode=separate_async", "algorithm.rollout_correction.bypass_mode=true"],
+         "checkpoint_engine.backend=naive only works in-process: add async_mode=separate_cpu"),
+        ([*SEPARATE, "actor_rollout_ref.rollout.checkpoint_engine.backend=nccl"], "on CPU set actor_rollout_ref.rollout.checkpoint_engine.backend=gloo"),
+        ([*SEPARATE, "actor_rollout_ref.rollout.nnodes=0"], "needs a standalone rollout: set actor_rollout_ref.rollout.nnodes=1"),
+        ([*SEPARATE, "data.train_batch_size=16"], "set trainer.v1.separate_async.parameter_sync_step=8"),
+        ([*SEPARATE, "ray_kwargs.ray_init.num_gpus=1"], "set ray_kwargs.ray_init.num_gpus=2"),
+    ],
+)
+def test_separate_async_that_cannot_run_on_cpu_is_one_line_naming_the_fix(overrides, fragment):
+    with pytest.raises(PreflightError) as err:
+        preflight(quickstart(*overrides))
+    assert fragment in str(err.value) and "\n" not in str(err.value)

@@ -102,3 +102,28 @@ def test_balance_batch_true_is_verls(monkeypatch):
     trainer = _trainer_for_balance(True)
     monkeypatch.setattr(PPOTrainer, "_balance_batch", lambda self, batch, metrics, **k: ("verl", batch))
     assert trainer._balance_batch(["b"], metrics={}) == ("verl", ["b", "content-ordered"])
+
+
+def test_separate_async_worker_keeps_verl_detach_methods_and_aspo_additions():
+    # verl's separate_async maps the actor role to DetachActorWorker (save/restore the policy on CPU,
+    # decoupled PPO); aspo's worker replaces it without losing those methods.
+    import ray
+    from verl.experimental.separation.engine_workers import DetachActorWorker
+    from verl.trainer.ppo.v1.trainer_separate_async import PPOTrainerSeparateAsync
+    from verl.workers.engine_workers import ActorRolloutRefWorker
+
+    from aspo.runner import AspoActorRolloutRefWorker, AspoDetachActorWorker, _aspo_worker
+
+    assert "ray.remote(DetachActorWorker)" in inspect.getsource(PPOTrainerSeparateAsync._init_resource_pool_mgr)
+    assert _aspo_worker(ray.remote(DetachActorWorker)).__ray_actor_class__ is AspoDetachActorWorker
+    assert _aspo_worker(ray.remote(ActorRolloutRefWorker)).__ray_actor_class__ is AspoActorRolloutRefWorker
+    assert AspoDetachActorWorker.__mro__[1:3] == (AspoActorRolloutRefWorker, DetachActorWorker)
+    for name in ("save_model_to_cpu", "restore_model_from_cpu", "clear_cpu_model"):
+        assert getattr(AspoDetachActorWorker, name) is getattr(DetachActorWorker, name)
+
+
+def test_separate_async_generates_through_its_standalone_manager():
+    # AspoTrainerMixin.get_llm_client swaps in the entropy-keeping client on the manager verl's mode uses.
+    from verl.trainer.ppo.v1.trainer_separate_async import PPOTrainerSeparateAsync
+
+    assert "self.standalone_server_manager.get_client(" in inspect.getsource(PPOTrainerSeparateAsync.get_llm_client)
