@@ -109,6 +109,21 @@ class AppendingFileLogger:
 FAULT_KILL_DURING_SAVE = "ASPO_FAULT_KILL_DURING_SAVE"
 
 
+def reuses_rollout_log_probs(config) -> bool:
+    """Whether the rollout's log-probs may stand for the old policy's (``aspo.reuse_rollout_log_probs``).
+
+    Yes in sync mode (the rollout sampled with the trainer's current weights) and in bypass mode
+    (old = behaviour log-probs by definition). Not in decoupled PPO (an async mode without bypass):
+    there the old log-probs are the *current* policy's, and reusing the rollout's would make its
+    importance weights 1, turning it silently into bypass mode.
+    """
+    if not config.get("aspo", {}).get("reuse_rollout_log_probs", False):
+        return False
+    mode = config.trainer.get("v1", {}).get("trainer_mode", "sync")
+    corr = config.algorithm.get("rollout_correction", None) or {}
+    return mode == "sync" or bool(corr.get("bypass_mode", False))
+
+
 class AspoTrainerMixin(PreemptibleTrainer):
     """aspo's checkpoint, logging, metric and old-policy additions, for any of verl's v1 trainers.
 
@@ -168,17 +183,19 @@ class AspoTrainerMixin(PreemptibleTrainer):
     def _compute_old_log_prob(self, batch, metrics):
         """verl's old-log-prob pass, or (``aspo.reuse_rollout_log_probs``) the rollout's own numbers.
 
-        The CPU ``hf`` rollout samples with the trainer's fp32 weights, synced before every step,
-        and returns each token's log-prob and entropy: a second forward pass over the batch would
-        recompute them (measured KL between the two ~2e-5) for ~15% of the step. Rows without the
-        rollout's entropy (another rollout backend) fall back to verl's pass.
+        The CPU ``hf`` rollout samples with the trainer's fp32 weights and returns each token's
+        log-prob and entropy: in sync mode (weights synced before every step) a second forward pass
+        over the batch would recompute them (measured KL between the two ~2e-5) for ~15% of the
+        step; in bypass mode they are the old log-probs by definition. Decoupled PPO (async, no
+        bypass) needs them recomputed under the current policy, so it never reuses
+        (``reuses_rollout_log_probs``). Rows without the rollout's entropy fall back to verl's pass.
 
         In verl's bypass mode (``algorithm.rollout_correction.bypass_mode=true``, what async runs
         use) verl takes the rollout's log-probs and computes no entropy at all; with a rollout that
         sends none (vLLM) ``actor/entropy`` and the sign-split entropy would be lost, so one
         entropy-only forward pass (``_compute_entropy``) supplies it.
         """
-        if self.config.get("aspo", {}).get("reuse_rollout_log_probs", False):
+        if reuses_rollout_log_probs(self.config):
             reused = self._reuse_rollout_log_probs(batch, metrics)
             if reused is not None:
                 return reused

@@ -127,3 +127,24 @@ def test_separate_async_generates_through_its_standalone_manager():
     from verl.trainer.ppo.v1.trainer_separate_async import PPOTrainerSeparateAsync
 
     assert "self.standalone_server_manager.get_client(" in inspect.getsource(PPOTrainerSeparateAsync.get_llm_client)
+
+
+@pytest.mark.parametrize(
+    "mode, bypass, reuse, expected",
+    [
+        ("sync", False, True, True),             # rollout sampled with the current weights
+        ("colocate_async", True, True, True),    # bypass: old = behaviour log-probs anyway
+        ("separate_async", True, True, True),
+        ("colocate_async", False, True, False),  # decoupled PPO: old must be the current policy's
+        ("separate_async", False, True, False),
+        ("sync", False, False, False),           # switched off
+    ],
+)
+def test_rollout_log_probs_stand_for_the_old_policy_only_where_they_are_it(mode, bypass, reuse, expected):
+    from omegaconf import OmegaConf
+
+    from aspo.runner import reuses_rollout_log_probs
+
+    cfg = OmegaConf.create({"aspo": {"reuse_rollout_log_probs": reuse}, "trainer": {"v1": {"trainer_mode": mode}},
+                            "algorithm": {"rollout_correction": {"bypass_mode": bypass, "rollout_is": "token"}}})
+    assert reuses_rollout_log_probs(cfg) is expected
