@@ -3,8 +3,9 @@
 Each run is a metrics JSONL (verl's file logger). Columns: validation accuracy at the first and
 last validated step and its best, mean training reward, mean entropy, mean clip and dual-clip
 fractions, the mean NLL scale ratio of negative- to positive-advantage responses (ASymPO's scale
-imbalance, ``actor/nll_ratio_neg_pos``), the largest trajectory staleness reached (verl's
-``training/off_policy/trajectory_staleness/max``; 0 in sync mode), seconds per step (verl's
+imbalance, ``actor/nll_ratio_neg_pos``; the median over steps), the largest trajectory staleness reached for the newest
+and the oldest token of a trajectory (verl's ``training/off_policy/trajectory_staleness{,_worst}/max``;
+0 in sync mode), seconds per step (verl's
 ``timing_s/step``) and the steps per hour it implies.
 
 ``panels="async"`` draws the asynchronous-training view instead of the loss view: reward, entropy,
@@ -31,8 +32,17 @@ COLUMNS = {
     "nll_ratio": ["actor/nll_ratio_neg_pos"],
     "s_per_step": ["timing_s/step"],
 }
+# A ratio whose denominator can approach 0 (positive responses' NLL as the policy sharpens) is
+# heavy-tailed: reported as the median over steps, not the mean.
+MEDIAN_COLUMNS = {"nll_ratio"}
 # Reported as the largest value over the run, not the mean.
-MAXIMA = {"staleness": ["training/off_policy/trajectory_staleness/max"]}
+# verl's staleness of a trajectory: policy versions between the one training on it and the one that
+# generated its newest token (``trajectory_staleness``) or its oldest (``_worst``). A partial rollout
+# resumed after a weight sync mixes versions, so the two differ.
+MAXIMA = {
+    "staleness": ["training/off_policy/trajectory_staleness/max"],
+    "staleness_worst": ["training/off_policy/trajectory_staleness_worst/max"],
+}
 
 
 @dataclass
@@ -59,7 +69,8 @@ def summarize(name: str, series: Series) -> RunSummary:
     means = {}
     for col, patterns in COLUMNS.items():
         values = _values(series, first_match(series, patterns))
-        means[col] = statistics.fmean(values) if values else None
+        average = statistics.median if col in MEDIAN_COLUMNS else statistics.fmean
+        means[col] = average(values) if values else None
     maxima = {}
     for col, patterns in MAXIMA.items():
         values = _values(series, first_match(series, patterns))
@@ -84,19 +95,19 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 def markdown_table(rows: list[RunSummary]) -> str:
     header = (
         "| loss | steps | val acc start | val acc end | val acc best | val last-number acc end | mean reward "
-        "| mean entropy | clip frac | dual-clip frac (A>0 / A<0) | NLL ratio (A<0 / A>0) | staleness max "
+        "| mean entropy | clip frac | dual-clip frac (A>0 / A<0) | NLL ratio A<0 / A>0 (median) | staleness max (newest / oldest token) "
         "| s/step | steps/hour |"
     )
     lines = [header, "|" + "|".join(["---"] * 14) + "|"]
     for r in rows:
         m = r.means
         per_hour = 3600 / m["s_per_step"] if m["s_per_step"] else None
-        staleness = r.maxima["staleness"]
+        staleness = " / ".join("n/a" if r.maxima[k] is None else str(int(r.maxima[k])) for k in ("staleness", "staleness_worst"))
         lines.append(
             f"| {r.name} | {r.steps} | {_fmt(r.val_start)} | {_fmt(r.val_end)} | {_fmt(r.val_best)} "
             f"| {_fmt(r.val_loose_end)} | {_fmt(m['reward'])} | {_fmt(m['entropy'])} | {_fmt(m['clipfrac'], 4)} "
             f"| {_fmt(m['dualclip'], 4)} / {_fmt(m['dualclip_neg'], 4)} | {_fmt(m['nll_ratio'])} "
-            f"| {'n/a' if staleness is None else int(staleness)} | {_fmt(m['s_per_step'], 1)} | {_fmt(per_hour, 0)} |"
+            f"| {staleness} | {_fmt(m['s_per_step'], 1)} | {_fmt(per_hour, 0)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -114,7 +125,8 @@ ASYNC_PANELS = {
     "train reward (critic/score/mean)": ["critic/score/mean"],
     "entropy": ["actor/entropy"],
     "NLL scale ratio, A<0 / A>0 (actor/nll_ratio_neg_pos)": ["actor/nll_ratio_neg_pos"],
-    "trajectory staleness (max)": ["training/off_policy/trajectory_staleness/max"],
+    "trajectory staleness, max (newest token solid, oldest dashed)": [
+        "training/off_policy/trajectory_staleness/max", "training/off_policy/trajectory_staleness_worst/max"],
     "seconds per step": ["timing_s/step"],
 }
 PANEL_SETS = {"losses": PANELS, "async": ASYNC_PANELS}

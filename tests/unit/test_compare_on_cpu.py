@@ -10,8 +10,9 @@ def write_run(path, val, reward, s_step=10.0, staleness=None):
     with open(path, "w") as f:
         for step, (v, r) in enumerate(zip(val, reward), start=1):
             data = {
-                "actor/nll_ratio_neg_pos": 1.0 + step,
+                "actor/nll_ratio_neg_pos": 1.0 + step if step < 3 else 100.0,  # heavy tail at step 3
                 "training/off_policy/trajectory_staleness/max": (staleness or [0] * len(val))[step - 1],
+                "training/off_policy/trajectory_staleness_worst/max": (staleness or [0] * len(val))[step - 1] + 1,
                 "critic/score/mean": r,
                 "actor/entropy": 1.0,
                 "actor/pg_clipfrac": 0.01,
@@ -34,14 +35,15 @@ def test_summary_numbers(tmp_path):
     assert s.val_loose_end == 0.5
     assert abs(s.means["reward"] - 0.2) < 1e-12
     assert s.means["s_per_step"] == 10.0
-    assert s.means["nll_ratio"] == 3.0  # mean of 2, 3, 4
+    assert s.means["nll_ratio"] == 3.0  # the median of 2, 3, 100
     assert s.steps == 3
 
 
 def test_staleness_is_the_largest_reached_not_the_mean(tmp_path):
     p = tmp_path / "a.jsonl"
     write_run(p, val=[0.2, 0.5, 0.4], reward=[0.1, 0.2, 0.3], staleness=[0, 2, 1])
-    assert summarize("aspo-async", load_series(p)).maxima["staleness"] == 2
+    maxima = summarize("aspo-async", load_series(p)).maxima
+    assert maxima["staleness"] == 2 and maxima["staleness_worst"] == 3
 
 
 def test_compare_writes_table_and_png(tmp_path):
@@ -54,7 +56,7 @@ def test_compare_writes_table_and_png(tmp_path):
     assert lines[0].startswith("| loss |") and len(lines) == 4
     assert lines[2].startswith("| aspo | 2 | 0.200 | 0.600 | 0.600 |")
     # NLL ratio 2.5 (mean of 2, 3), staleness 0, 10 s/step = 360 steps/hour
-    assert lines[2].endswith("| 2.500 | 0 | 10.0 | 360 |"), lines[2]
+    assert lines[2].endswith("| 2.500 | 0 / 1 | 10.0 | 360 |"), lines[2]
     assert png.stat().st_size > 10_000
 
 
