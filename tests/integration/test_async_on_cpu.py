@@ -65,33 +65,47 @@ SIGN_SPLIT = {
 }
 
 
-def test_async_run_has_aspo_metrics_every_step(async_runs):
+def assert_aspo_metrics_every_step(records: list[dict]) -> None:
+    """aspo's metrics on every step; the sign-split ones for a sign the step's responses have."""
     sides_seen = set()
-    for record in async_runs["records"]:
+    for record in records:
         m = record["data"]
         context = (record["step"], {k: m.get(k) for k in ("response/share_pos_adv", "response/share_neg_adv",
                                                           "critic/advantages/max", "critic/advantages/min")})
         want = ["response/share_pos_adv", "response/share_neg_adv", "actor/pg_grad_share_pos",
-                "actor/is_weight_pos_mean", "actor/pg_dualclipfrac_pos", "actor/entropy"]
-        # Sign-split metrics exist for a sign the step's responses have (aspo/metrics.py).
+                "actor/is_weight_pos_mean", "actor/pg_dualclipfrac_pos", "actor/entropy",
+                "training/off_policy/trajectory_staleness/max"]
         for side, names in SIGN_SPLIT.items():
             if m.get(f"response/share_{side}_adv", 0) > 0:
                 sides_seen.add(side)
                 want += names
+        if all(m.get(f"response/share_{side}_adv", 0) > 0 for side in SIGN_SPLIT):
+            want.append("actor/nll_ratio_neg_pos")  # GRPO: a group with spread has both signs in its micro-batch
         missing = [k for k in want if not any(name.startswith(k) for name in m)]
         assert not missing, (missing, context)
     assert sides_seen == {"pos", "neg"}  # the run did exercise both sides
 
 
+def test_async_run_has_aspo_metrics_every_step(async_runs):
+    assert_aspo_metrics_every_step(async_runs["records"])
+
+
+def assert_resumed_cleanly(runs: dict) -> None:
+    """Steps 1-2, then a resume to 4: every step logged once, the tracker at 4, one W&B id, the
+    TransferQueue state saved with the checkpoint (prompts taken but not yet trained on survive)."""
+    assert [r["step"] for r in runs["records_first"]] == [1, 2]
+    assert [r["step"] for r in runs["records"]] == [1, 2, 3, 4]
+    assert "resuming from" in runs["second"].stdout + runs["second"].stderr
+    assert (runs["dir"] / "latest_checkpointed_iteration.txt").read_text().strip() == "4"
+    assert (runs["dir"] / "global_step_2" / "transfer_queue").is_dir()
+    state = json.loads((runs["dir"] / "aspo_run.json").read_text())
+    wandb_runs = sorted(p.name for p in (runs["dir"] / "wandb").glob("offline-run-*"))
+    assert state.get("wandb_run_id") and len(wandb_runs) == 2, wandb_runs
+    assert all(name.endswith(state["wandb_run_id"]) for name in wandb_runs), wandb_runs
+
+
 def test_async_run_resumes_without_duplicated_or_lost_steps(async_runs):
-    assert [r["step"] for r in async_runs["records_first"]] == [1, 2]
-    assert [r["step"] for r in async_runs["records"]] == [1, 2, 3, 4]
-    assert "resuming from" in async_runs["second"].stdout + async_runs["second"].stderr
-    assert (async_runs["dir"] / "latest_checkpointed_iteration.txt").read_text().strip() == "4"
-    state = json.loads((async_runs["dir"] / "aspo_run.json").read_text())
-    wandb_runs = sorted(p.name for p in (async_runs["dir"] / "wandb").glob("offline-run-*"))
-    assert len(wandb_runs) == 2 and len({name.rsplit("-", 1)[-1] for name in wandb_runs}) == 1, wandb_runs
-    assert state.get("wandb_run_id") and all(name.endswith(state["wandb_run_id"]) for name in wandb_runs)
+    assert_resumed_cleanly(async_runs)
 
 
 # ---- separate_async: a standalone rollout, weights over gloo --------------------------------------
@@ -119,35 +133,8 @@ def test_separate_async_steps_train_on_stale_samples(separate_runs):
 
 
 def test_separate_async_run_has_aspo_metrics_every_step(separate_runs):
-    # Sign-split metrics are omitted for a step without a response of that sign (aspo.metrics,
-    # aspo.loss_diagnostics): ask for the positive ones only when some advantage was > 0, and so on.
-    sides_seen = set()
-    for record in separate_runs["records"]:
-        m = record["data"]
-        context = (record["step"], {k: m.get(k) for k in ("critic/advantages/max", "critic/advantages/min",
-                                                          "response/share_pos_adv", "response/share_neg_adv")})
-        want = ["actor/entropy", "training/off_policy/trajectory_staleness/max", "response/share_pos_adv",
-                "response/share_neg_adv", "actor/pg_grad_share_pos", "actor/is_weight_pos_mean"]
-        if m["critic/advantages/max"] > 0:
-            sides_seen.add("pos")
-            want += SIGN_SPLIT["pos"]
-        if m["critic/advantages/min"] < 0:
-            sides_seen.add("neg")
-            want += SIGN_SPLIT["neg"]
-        if m["critic/advantages/max"] > 0 > m["critic/advantages/min"]:
-            want.append("actor/nll_ratio_neg_pos")
-        missing = [k for k in want if not any(name.startswith(k) for name in m)]
-        assert not missing, (missing, context)
-    assert sides_seen == {"pos", "neg"}, sides_seen  # the run did exercise both sides
+    assert_aspo_metrics_every_step(separate_runs["records"])
 
 
 def test_separate_async_run_resumes_without_duplicated_or_lost_steps(separate_runs):
-    assert [r["step"] for r in separate_runs["records_first"]] == [1, 2]
-    assert [r["step"] for r in separate_runs["records"]] == [1, 2, 3, 4]
-    assert "resuming from" in separate_runs["second"].stdout + separate_runs["second"].stderr
-    assert (separate_runs["dir"] / "latest_checkpointed_iteration.txt").read_text().strip() == "4"
-    # Prompts taken from the dataloader but not yet trained on at the checkpoint survive the restart.
-    assert (separate_runs["dir"] / "global_step_2" / "transfer_queue").is_dir()
-    state = json.loads((separate_runs["dir"] / "aspo_run.json").read_text())
-    wandb_runs = sorted(p.name for p in (separate_runs["dir"] / "wandb").glob("offline-run-*"))
-    assert len(wandb_runs) == 2 and all(name.endswith(state["wandb_run_id"]) for name in wandb_runs), wandb_runs
+    assert_resumed_cleanly(separate_runs)
