@@ -130,6 +130,8 @@ ASYNC_PANELS = {
     "seconds per step": ["timing_s/step"],
 }
 PANEL_SETS = {"losses": PANELS, "async": ASYNC_PANELS}
+# Heavy-tailed panels drawn on a log scale.
+LOG_PANELS = {"NLL scale ratio, A<0 / A>0 (actor/nll_ratio_neg_pos)"}
 
 
 def plot_runs(runs: dict[str, Series], out: str | Path, panels: str = "losses") -> Path:
@@ -154,6 +156,8 @@ def plot_runs(runs: dict[str, Series], out: str | Path, panels: str = "losses") 
                     drawn = True
         ax.set_title(title)
         ax.set_xlabel("step")
+        if title in LOG_PANELS and drawn:
+            ax.set_yscale("log")
         if drawn:
             ax.legend(fontsize=7)
         else:
